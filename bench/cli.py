@@ -1,0 +1,40 @@
+"""The `brainbench` command line: subcommands live in bench/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bench.commands import listing, train
+from bench.errors import BrainbenchError
+from zoo.registry import UnknownEntryError
+
+COMMANDS = (listing, train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brainbench", description="Benchmark and model zoo for brain tumor MRI classification.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="brainbench: %(levelname)s: %(message)s")
+    try:
+        return args.run(args)
+    except (BrainbenchError, UnknownEntryError, ValueError) as error:
+        # Errors meant for the user: their message names the file or value; no traceback.
+        print(f"brainbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brainbench: interrupted; finished checkpoints and results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`brainbench train ENTRY`: train one zoo entry (or load its stored checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import zoo
+from bench.data.cache import Preprocessing
+from bench.data.dataset import load_dataset
+from bench.device import resolve_device
+from bench.paths import dataset_dir, store_dir
+from bench.train.store import CheckpointStore
+from bench.train.train_or_load import train_or_load
+from zoo.recipe import AUGMENT_POLICIES, OPTIMIZERS, SCHEDULERS
+
+
+def add_common_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="dataset folder (default: $BRAINBENCH_DATA, else the embedded mini dataset)")
+    parser.add_argument("--store", help="checkpoint store (default: $BRAINBENCH_STORE, else ~/.cache/brainbench/store)")
+    parser.add_argument("--cache", help="decoded-image cache (default: $BRAINBENCH_CACHE, else ~/.cache/brainbench/decoded)")
+    parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train one zoo entry, or load its checkpoint",
+        description="Train one zoo entry with its default recipe and any overrides given here. A stored "
+                    "checkpoint with the same entry, recipe and dataset fingerprint is loaded instead.")
+    parser.add_argument("entry", help="zoo entry name, e.g. cnn2.scratch (see `brainbench list`)")
+    add_common_data_options(parser)
+    recipe = parser.add_argument_group("recipe overrides (default: the entry's recipe)")
+    recipe.add_argument("--epochs", type=int)
+    recipe.add_argument("--batch-size", type=int)
+    recipe.add_argument("--lr", type=float)
+    recipe.add_argument("--weight-decay", type=float)
+    recipe.add_argument("--optimizer", choices=OPTIMIZERS)
+    recipe.add_argument("--scheduler", choices=SCHEDULERS)
+    recipe.add_argument("--augment", choices=AUGMENT_POLICIES)
+    recipe.add_argument("--label-smoothing", type=float)
+    recipe.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    recipe.add_argument("--input-size", type=int, help="square input side in pixels")
+    recipe.add_argument("--seed", type=int)
+    recipe.add_argument("--crop-to-content", action="store_true", default=None,
+                        help="crop the black frame around the head before resizing")
+    parser.add_argument("--fresh", action="store_true", help="train even if a matching checkpoint exists")
+    parser.set_defaults(run=run)
+
+
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler", "augment",
+                  "label_smoothing", "patience", "input_size", "seed", "crop_to_content")
+
+
+def recipe_from_args(entry: zoo.ZooEntry, args: argparse.Namespace) -> zoo.Recipe:
+    overrides = {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name) is not None}
+    return entry.recipe.with_overrides(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    entry = zoo.get(args.entry)
+    recipe = recipe_from_args(entry, args)
+    device = resolve_device(args.device)
+    prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
+    data = load_dataset(dataset_dir(args.data), prep, args.cache)
+    started = time.perf_counter()
+    trained = train_or_load(entry, recipe, data, CheckpointStore(store_dir(args.store)), device, fresh=args.fresh)
+    _print_summary(entry.name, trained, data.record(), time.perf_counter() - started)
+    return 0
+
+
+def _print_summary(name: str, trained, data: dict, seconds: float) -> None:
+    m = trained.manifest
+    best = m["best_val"]
+    print(f"data: {data['path']} (fingerprint {data['fingerprint']}, {data['n_train_images']} training images, "
+          f"{data['n_unreadable_skipped']} unreadable skipped, {data['n_non_image_files_skipped']} non-image files)")
+    if trained.loaded:
+        print(f"{name}: loaded stored checkpoint in {seconds:.1f} s (trained {m['epochs_run']} epochs, "
+              f"best val acc {best['acc']:.4f} at epoch {m['best_epoch']})")
+    else:
+        per_epoch = m["train_seconds"] / m["epochs_run"]
+        share = m["data_seconds"] / m["train_seconds"] if m["train_seconds"] else 0.0
+        print(f"{name}: trained {m['epochs_run']} epochs in {m['train_seconds']:.1f} s ({per_epoch:.1f} s/epoch, "
+              f"{share:.0%} of it data handling); best val acc {best['acc']:.4f} at epoch {m['best_epoch']}")
+    print(f"checkpoint: {trained.checkpoint_dir}")

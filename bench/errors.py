@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints their message and exits with status 2, no traceback."""
+
+
+class BrainbenchError(Exception):
+    """Base class for every error whose message is meant for the user."""
+
+
+class DatasetError(BrainbenchError):
+    """The dataset folder cannot be used as given (layout, class names, empty splits)."""
+
+
+class ImageDecodeError(BrainbenchError):
+    """One image file cannot be read; callers skip it with a warning naming the file."""
+
+
+class CheckpointError(BrainbenchError):
+    """A stored checkpoint is missing, does not match its key, or is corrupted."""

@@ -1,0 +1,131 @@
+"""The checkpoint store: safetensors weights plus a JSON manifest, one folder per key.
+
+    <store>/<entry>/<recipe hash>-<dataset fingerprint>/
+        model.safetensors   weights only: loading never unpickles anything
+        manifest.json       entry, recipe, hashes, best validation metrics, environment
+        history.csv         per-epoch train and validation loss and accuracy
+
+Every file is written to a temporary name and renamed into place. The manifest is written
+last and removed first, so a folder without one is an unfinished checkpoint and is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bench.data.fingerprint import file_sha256
+from bench.errors import CheckpointError
+
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+HISTORY = "history.csv"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckpointKey:
+    entry: str
+    recipe_hash: str
+    fingerprint: str
+
+    def folder(self, root: Path) -> Path:
+        return Path(root) / self.entry / f"{self.recipe_hash}-{self.fingerprint}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CheckpointStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root).expanduser()
+
+    def folder(self, key: CheckpointKey) -> Path:
+        return key.folder(self.root)
+
+    def exists(self, key: CheckpointKey) -> bool:
+        return (self.folder(key) / MANIFEST).is_file()
+
+    def begin(self, key: CheckpointKey) -> Path:
+        """Prepare the folder for a (re)training run: an old manifest stops counting as finished."""
+        folder = self.folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MANIFEST).unlink(missing_ok=True)
+        return folder
+
+    def write_history(self, key: CheckpointKey, csv_text: str) -> None:
+        write_atomically(self.folder(key) / HISTORY, csv_text.encode())
+
+    def save(self, key: CheckpointKey, state_dict: dict[str, torch.Tensor], manifest: dict) -> dict:
+        """Write weights, then the manifest; returns the manifest as written."""
+        folder = self.folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in state_dict.items()}
+        handle, tmp = tempfile.mkstemp(prefix=WEIGHTS + ".", suffix=".tmp", dir=folder)
+        os.close(handle)
+        save_file(tensors, tmp, metadata={"entry": key.entry})
+        os.replace(tmp, folder / WEIGHTS)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "entry": key.entry,
+            "recipe_hash": key.recipe_hash,
+            "dataset_fingerprint": key.fingerprint,
+            "weights_file": WEIGHTS,
+            "weights_sha256": file_sha256(folder / WEIGHTS),
+            **manifest,
+        }
+        write_atomically(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return manifest
+
+    def load(self, key: CheckpointKey) -> tuple[dict[str, torch.Tensor], dict]:
+        """Weights and manifest of `key`; CheckpointError if the files disagree with the key or each other."""
+        folder = self.folder(key)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise CheckpointError(f"no checkpoint at {folder}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"manifest {folder / MANIFEST} is unreadable: {error}") from None
+        if not isinstance(manifest, dict):
+            raise CheckpointError(f"manifest {folder / MANIFEST} is not a JSON object")
+        expected = {"entry": key.entry, "recipe_hash": key.recipe_hash, "dataset_fingerprint": key.fingerprint}
+        for field, value in expected.items():
+            if manifest.get(field) != value:
+                raise CheckpointError(
+                    f"checkpoint {folder} does not match: manifest has {field}={manifest.get(field)!r}, "
+                    f"expected {value!r}"
+                )
+        weights = folder / WEIGHTS
+        if not weights.is_file():
+            raise CheckpointError(f"checkpoint {folder} has a manifest but no {WEIGHTS}")
+        if file_sha256(weights) != manifest.get("weights_sha256"):
+            raise CheckpointError(f"weights {weights} are corrupted: sha256 differs from the manifest's")
+        try:
+            return load_file(weights), manifest
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"weights {weights} cannot be read: {error}") from None
+
+    def others(self, key: CheckpointKey) -> list[str]:
+        """Finished checkpoints of the same entry under other recipes or data, for a helpful note."""
+        entry_dir = self.root / key.entry
+        if not entry_dir.is_dir():
+            return []
+        mine = self.folder(key).name
+        return sorted(p.name for p in entry_dir.iterdir() if p.name != mine and (p / MANIFEST).is_file())

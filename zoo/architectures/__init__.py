@@ -1,0 +1,1 @@
+"""Architecture builders. They know nothing about datasets, suites or reports."""
