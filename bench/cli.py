@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 
-from bench.commands import listing, train
+from bench.commands import listing, predict, report, run, train
 from bench.errors import BrainbenchError
 from zoo.registry import UnknownEntryError
 
-COMMANDS = (listing, train)
+COMMANDS = (listing, train, run, report, predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -102,3 +102,14 @@ def test_recipe_hash_is_stable_and_sensitive():
 def test_recipe_rejects_bad_values_naming_them(overrides, message):
     with pytest.raises(ValueError, match=message):
         Recipe().with_overrides(**overrides)
+
+
+def test_recipe_augment_names_are_the_ones_the_augmenter_knows():
+    # zoo cannot import bench, so the names live in two places; this keeps them equal.
+    from bench.data.augment import policy_named
+    from zoo.recipe import AUGMENT_POLICIES
+
+    for name in AUGMENT_POLICIES:
+        policy_named(name)
+    with pytest.raises(ValueError):
+        policy_named("not-a-policy")

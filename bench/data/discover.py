@@ -48,7 +48,7 @@ class DatasetIndex:
             "n_train_files": len(self.train),
             "n_test_files": len(self.test),
             "n_non_image_files_skipped": len(self.non_image_files),
-            "test_split": self.test_split,
+            "test_split": self.test_split or "official (the dataset's own test folder)",
         }
 
 

@@ -1,0 +1,40 @@
+"""`brainbench run --suite NAME`: train or load, evaluate and measure every entry; write leaderboards."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.commands.train import add_common_data_options
+from bench.device import resolve_device
+from bench.paths import dataset_dir, store_dir
+from bench.runner.run_suite import RunOptions, run_suite
+from bench.suites import load_suite
+from bench.train.store import CheckpointStore
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a benchmark suite and write its leaderboard",
+        description="Train or load each entry of a suite, evaluate it on the test split, measure its "
+                    "efficiency, and write results/<suite>/<machine>/ (leaderboard.md, .csv, results.json, "
+                    "plots). Finished rows are reused; an interrupted run resumes where it stopped.")
+    parser.add_argument("--suite", default="quick", help="suite name (suites/NAME.toml) or path to a .toml file")
+    add_common_data_options(parser)
+    parser.add_argument("--models", help="only these suite entries: comma-separated names or patterns (cnn*)")
+    parser.add_argument("--out", default="results", help="results root (default: ./results)")
+    parser.add_argument("--fresh", action="store_true", help="recompute finished rows and retrain checkpoints")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite)
+    options = RunOptions(data_dir=dataset_dir(args.data), out_root=Path(args.out),
+                         store=CheckpointStore(store_dir(args.store)), device=resolve_device(args.device),
+                         cache_dir=args.cache, models=args.models, fresh=args.fresh)
+    started = time.perf_counter()
+    out_dir = run_suite(suite, options)
+    print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s; leaderboard: "
+          f"{out_dir / 'leaderboard.md'}")
+    return 0

@@ -1,0 +1,103 @@
+"""leaderboard.md and leaderboard.csv of one suite on one machine, from results.json alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.report.history import history_path
+from bench.report.leaderboard_csv import write_leaderboard_csv
+from bench.report.modes import tradeoff_file_names
+from bench.report.provenance import provenance_markdown
+from bench.report.rows import class_names, entry_link, has_confusion, is_ok, ranked
+from bench.report.tables import latency_table, main_table, per_class_table
+
+LEADERBOARD_MD = "leaderboard.md"
+LEADERBOARD_CSV = "leaderboard.csv"
+
+HOW_TO_READ = """\
+Entries are ranked by accuracy on the held-out test split; the validation split alone chose
+each entry's epoch. Values in brackets are bootstrap 95 % intervals over test images:
+entries whose intervals overlap are not clearly different on this test set. Sensitivity is
+recall (share of a class's images found), specificity the share of other images not called
+that class. Tumor missed is the clinically worst error: the share of tumor images (glioma,
+meningioma, pituitary) called notumor. ECE is the expected calibration error (0 = confidence
+matches accuracy). GMACs counts multiply-adds of one image (one multiply-add = one MAC, not
+two FLOPs). Latency is batch 1, median over many timed runs after warm-up; throughput is
+images per second at batch 64. "n/a" marks a value that is undefined or was not measured,
+with the reason where one was recorded. Training time marked "from store" was spent in an
+earlier run that produced the stored checkpoint."""
+
+
+def write_leaderboard(results: dict, out_dir: Path, plot_mode: str = "eager") -> list[Path]:
+    """Write leaderboard.md and leaderboard.csv into out_dir; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = ranked(results["rows"])
+    classes = class_names(results)
+    md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
+    md_path.write_text(leaderboard_markdown(results, out_dir, plot_mode), encoding="utf-8")
+    write_leaderboard_csv(rows, classes, csv_path)
+    return [md_path, csv_path]
+
+
+def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager") -> str:
+    rows = ranked(results["rows"])
+    classes = class_names(results)
+    suite = results.get("suite") or {}
+    parts = [f"# {suite.get('name', 'unknown suite')} on {results.get('machine_tag', 'unknown machine')}"]
+    if suite.get("description"):
+        parts.append(str(suite["description"]))
+    parts += ["## Where these numbers come from", provenance_markdown(results),
+              "## Ranking (test split)", _table(*main_table(rows, classes)),
+              "### How to read this", HOW_TO_READ]
+    parts += _failures(rows)
+    if any(is_ok(r) for r in rows):
+        parts += ["## Per class (test split)", _table(*per_class_table(rows, classes)),
+                  "## Latency and throughput", _table(*latency_table(rows))]
+    parts += _tradeoff_section(rows, plot_mode)
+    parts += _entry_links(rows, out_dir)
+    return "\n\n".join(parts) + "\n"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    # Cells are preformatted text; numparse would turn "0.940" into "0.94".
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _failures(rows: list[dict]) -> list[str]:
+    failed = [r for r in rows if not is_ok(r)]
+    if not failed:
+        return []
+    lines = ["## Entries that did not run",
+             "They stay in the table above so that a failure is never mistaken for an absence."]
+    for row in failed:
+        error = str(row.get("error") or "no error recorded").strip()
+        fence = "~~~" if "```" in error else "```"  # an error quoting markdown must not end the block
+        lines.append(f"**{row['entry']}** ({row.get('status', 'no status')}):\n\n{fence}\n{error}\n{fence}")
+    return lines
+
+
+def _tradeoff_section(rows: list[dict], plot_mode: str) -> list[str]:
+    files = tradeoff_file_names(rows, plot_mode)
+    if not files:
+        return []
+    section = ["## Accuracy vs latency",
+               "Error bars are the 95 % intervals; the step line is the Pareto front "
+               "(no other entry is both faster and more accurate)."]
+    for mode, name in files.items():
+        section.append(f"![test accuracy vs batch-1 latency, {mode}]({name})")
+    return section
+
+
+def _entry_links(rows: list[dict], out_dir: Path) -> list[str]:
+    lines = []
+    for row in filter(is_ok, rows):
+        entry = row["entry"]
+        links = [f"[confusion matrix]({entry_link(entry, 'confusion.png')})"] if has_confusion(row) else []
+        if history_path(out_dir, entry).is_file():
+            links.append(f"[training curves]({entry_link(entry, 'curves.png')})")
+        links.append(f"[classification report]({entry_link(entry, 'report.txt')})")
+        lines.append(f"- {entry}: " + " · ".join(links))
+    return ["## Per-entry files", "\n".join(lines)] if lines else []

@@ -1,0 +1,107 @@
+"""The leaderboard's tables as (headers, rows) of strings; leaderboard.py lays them out.
+
+Every cell is already text, so tabulate must be called with disable_numparse=True:
+otherwise it re-parses "0.940" as a number and prints "0.94".
+"""
+
+from __future__ import annotations
+
+from bench.report.fmt import NA, cell, count, duration, missing, num, pct, pct_interval, sig
+from bench.report.modes import latency_modes
+from bench.report.rows import class_support, is_ok
+
+ERROR_CELL_CHARS = 120  # the full message is in the failures section below the tables
+
+
+def main_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    headers = (["rank", "entry", "test acc [95 % CI]", "macro-F1"]
+               + [f"sens. {c} (%)" for c in classes]
+               + ["macro spec. (%)", "tumor missed (%)", "ECE", "params (M)", "GMACs", "size (MB)",
+                  "b1 eager (ms)", "b64 eager (img/s)", "training"])
+    rows, rank = [], 0
+    for row in ranked_rows:
+        if is_ok(row):
+            rank += 1
+            rows.append([str(rank), row["entry"]] + _main_cells(row, classes))
+        else:
+            rows.append(["–", row["entry"], cell(_not_run(row))] + [""] * (len(headers) - 3))
+    return headers, rows
+
+
+def _main_cells(row: dict, classes: tuple[str, ...]) -> list[str]:
+    return ([pct_interval(row.get("test_acc"), row.get("test_acc_ci95")), num(row.get("test_macro_f1"))]
+            + [pct(row.get(f"test_sensitivity_{c}")) for c in classes]
+            + [pct(row.get("test_macro_specificity")), pct(row.get("test_tumor_missed_rate")),
+               num(row.get("test_ece")), sig(row.get("params_m")), sig(row.get("gmacs")),
+               sig(row.get("size_mb")), ms(row.get("latency_ms_b1_eager")),
+               ips(row.get("throughput_ips_b64_eager")), _training(row)])
+
+
+def _not_run(row: dict) -> str:
+    error = str(row.get("error") or "").strip()
+    first_line = error.splitlines()[0] if error else "no error recorded"
+    if len(first_line) > ERROR_CELL_CHARS:
+        first_line = first_line[:ERROR_CELL_CHARS - 1] + "…"
+    return f"not run: {first_line}"
+
+
+def _training(row: dict) -> str:
+    text = duration(row.get("train_seconds"))
+    # A stored checkpoint's time was spent in an earlier run, maybe on another machine.
+    return f"{text} (from store)" if row.get("loaded_from_store") else text
+
+
+def per_class_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    headers = ["entry", "class", "support", "sensitivity [95 % CI]", "precision (%)",
+               "specificity (%)", "F1", "AUC"]
+    rows = []
+    for row in filter(is_ok, ranked_rows):
+        support = class_support(row, len(classes))
+        for i, c in enumerate(classes):
+            rows.append([row["entry"], c, count(support[i]) if support else NA,
+                         pct_interval(row.get(f"test_sensitivity_{c}"), row.get(f"test_sensitivity_{c}_ci95")),
+                         pct(row.get(f"test_precision_{c}")), pct(row.get(f"test_specificity_{c}")),
+                         num(row.get(f"test_f1_{c}")), num(row.get(f"test_auc_{c}"))])
+    return headers, rows
+
+
+def latency_table(ranked_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One column pair per mode: batch-1 latency 'median / p90' and batch-64 throughput."""
+    modes = latency_modes(ranked_rows)
+    headers = ["entry"]
+    for mode in modes:
+        headers += [f"{mode} b1 (ms, median / p90)", f"{mode} b64 (img/s)"]
+    rows = []
+    for row in filter(is_ok, ranked_rows):
+        cells = [row["entry"]]
+        for mode in modes:
+            cells += _mode_cells(row, mode)
+        rows.append(cells)
+    return headers, rows
+
+
+def _mode_cells(row: dict, mode: str) -> list[str]:
+    median = row.get(f"latency_ms_b1_{mode}")
+    if missing(median):
+        # A mode that could not run says why, in the place its number would be.
+        note = row.get(f"latency_note_{mode}") or NA
+        return [cell(note), NA]
+    latency = f"{ms(median)} / {ms(row.get(f'latency_ms_b1_{mode}_p90'))}"
+    throughput = ips(row.get(f"throughput_ips_b64_{mode}"))
+    batch = row.get(f"throughput_batch_{mode}")
+    if not missing(batch) and int(batch) != 64 and throughput != NA:
+        throughput += f" (batch {int(batch)})"
+    return [latency, throughput]
+
+
+def ms(value) -> str:
+    """Milliseconds with about three significant digits, never in exponent notation."""
+    if missing(value):
+        return NA
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def ips(value) -> str:
+    if missing(value):
+        return NA
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"

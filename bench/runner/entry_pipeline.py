@@ -1,0 +1,83 @@
+"""One suite entry, start to finish: train or load, predict on test, score, measure, one row."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from bench.data.batches import Normalizer
+from bench.data.dataset import LoadedDataset
+from bench.data.labels import CLASS_NAMES
+from bench.evaluate.efficiency import efficiency_row
+from bench.evaluate.metrics import classification_metrics
+from bench.evaluate.predict import predict_logits
+from bench.train.loop import autocast_dtype_for
+from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
+from bench.train.train_or_load import TrainedModel, train_or_load
+from zoo.entry import ZooEntry
+from zoo.recipe import Recipe
+
+ENTRIES_DIR = "entries"
+Stage = Callable[[str], None]  # reports which stage is running, for the progress display
+
+
+def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str) -> dict:
+    return {"entry": entry.name, "arch": entry.arch, "variant": entry.variant, "recipe_hash": recipe.hash(),
+            "dataset_fingerprint": fingerprint, "input_size": recipe.input_size or entry.input_size,
+            "in_channels": entry.in_channels}
+
+
+def training_columns(trained: TrainedModel) -> dict:
+    m = trained.manifest
+    return {"loaded_from_store": trained.loaded, "checkpoint": str(trained.checkpoint_dir),
+            "epochs_run": m["epochs_run"], "best_epoch": m["best_epoch"], "val_acc": m["best_val"]["acc"],
+            "train_seconds": m["train_seconds"], "recipe": m["recipe"]}
+
+
+def test_columns(trained: TrainedModel, entry: ZooEntry, data: LoadedDataset, device: torch.device,
+                 entry_dir: Path) -> dict:
+    """Test-split metrics with intervals; per-image predictions go beside the row for later audits."""
+    test = data.decoded.test
+    normalize = Normalizer(entry.mean, entry.std, device)
+    logits = predict_logits(trained.model, test.images, normalize, channels_last=device.type == "cuda",
+                            autocast_dtype=autocast_dtype_for(device))
+    loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
+    probs = torch.softmax(logits, dim=1).numpy()
+    _write_predictions(entry_dir / "test_predictions.csv", test.paths, test.labels.tolist(), probs)
+    metrics = classification_metrics(test.labels.numpy(), probs, CLASS_NAMES, loss=loss)
+    return {f"test_{key}": value for key, value in metrics.items()}
+
+
+def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "label", "predicted", *(f"p_{c}" for c in CLASS_NAMES)])
+        for rel, label, p in zip(paths, labels, probs):
+            writer.writerow([rel, CLASS_NAMES[label], CLASS_NAMES[int(p.argmax())], *(f"{x:.6f}" for x in p)])
+
+
+def run_entry(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore, device: torch.device,
+              out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage) -> dict:
+    """The entry's result row. Raises on failure; the caller records the error in the row."""
+    entry_dir = out_dir / ENTRIES_DIR / entry.name
+    row = identity_columns(entry, recipe, data.fingerprint)
+    stage("training" if fresh else "training or loading")
+    trained = train_or_load(entry, recipe, data, store, device, fresh=fresh)
+    row |= training_columns(trained)
+    entry_dir.mkdir(parents=True, exist_ok=True)
+    if (trained.checkpoint_dir / HISTORY).is_file():
+        shutil.copyfile(trained.checkpoint_dir / HISTORY, entry_dir / HISTORY)
+    if "metrics" in measure:
+        stage("evaluating on test")
+        row |= test_columns(trained, entry, data, device, entry_dir)
+    if "efficiency" in measure:
+        stage("measuring efficiency")
+        size = row["input_size"]
+        row |= efficiency_row(trained.model, (1, entry.in_channels, size, size), device,
+                              checkpoint_path=trained.checkpoint_dir / WEIGHTS)
+    return row

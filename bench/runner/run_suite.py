@@ -1,0 +1,149 @@
+"""Run a suite: every entry in turn, each row on disk as soon as it exists, then the reports.
+
+An entry that fails (cannot build, out of memory, weights unavailable) gets a row with its error
+and the suite goes on. Dataset problems stop the run before any training, since they would
+fail every entry the same way.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import zoo
+from bench.data.cache import Preprocessing, load_or_build
+from bench.data.dataset import LoadedDataset
+from bench.data.discover import discover
+from bench.data.fingerprint import dataset_fingerprint
+from bench.environment import environment
+from bench.errors import BrainbenchError
+from bench.paths import decoded_cache_dir
+from bench.report import RESULTS_JSON, write_report
+from bench.runner.entry_pipeline import ENTRIES_DIR, identity_columns, run_entry
+from bench.runner.machine import machine_tag
+from bench.runner.rows import dump_json, is_reusable, read_row, write_row
+from bench.suites import Suite
+from bench.train.store import CheckpointStore
+
+log = logging.getLogger("brainbench")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data_dir: Path
+    out_root: Path
+    store: CheckpointStore
+    device: torch.device
+    cache_dir: Path | None = None
+    models: str | None = None  # comma-separated names or patterns selecting suite entries
+    fresh: bool = False
+
+
+def select_entries(suite: Suite, models: str | None) -> list[zoo.ZooEntry]:
+    names = list(suite.entries)
+    if models:
+        patterns = [p.strip() for p in models.split(",") if p.strip()]
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
+        if not names:
+            raise BrainbenchError(f"--models {models!r} matches none of suite {suite.name!r}'s entries: "
+                                  f"{', '.join(suite.entries)}")
+    return [zoo.get(n) for n in names]
+
+
+class DatasetViews:
+    """The dataset discovered and fingerprinted once, decoded once per preprocessing."""
+
+    def __init__(self, root: Path, cache_dir: Path | None):
+        self.index = discover(root)
+        self.fingerprint = dataset_fingerprint(self.index)
+        self._cache_root = decoded_cache_dir(cache_dir)
+        self._views: dict[Preprocessing, LoadedDataset] = {}
+
+    def get(self, prep: Preprocessing) -> LoadedDataset:
+        if prep not in self._views:
+            decoded = load_or_build(self.index, self.fingerprint, prep, self._cache_root)
+            self._views[prep] = LoadedDataset(self.index, self.fingerprint, decoded)
+        return self._views[prep]
+
+    def record(self, prep: Preprocessing) -> dict:
+        """Where the data came from and what was skipped; `prep` decodes (or loads) a view if none is yet."""
+        view = next(iter(self._views.values()), None) or self.get(prep)
+        record = view.record()
+        record.pop("preprocessing", None)  # differs per entry; each row states its input size
+        return record
+
+
+def _preprocessing(entry: zoo.ZooEntry, recipe) -> Preprocessing:
+    return Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
+
+
+def _failed_row(entry: zoo.ZooEntry, suite: Suite, fingerprint: str, error: BaseException, out_dir: Path) -> dict:
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    message = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+    error_file = out_dir / ENTRIES_DIR / entry.name / "error.txt"
+    error_file.parent.mkdir(parents=True, exist_ok=True)
+    error_file.write_text("".join(traceback.format_exception(error)))
+    log.error("%s failed: %s (traceback in %s); continuing with the next entry", entry.name, message, error_file)
+    try:
+        identity = identity_columns(entry, suite.recipe_for(entry), fingerprint)
+    except ValueError:
+        identity = {"entry": entry.name, "arch": entry.arch, "variant": entry.variant}
+    return {**identity, "status": "failed", "error": message}
+
+
+def run_suite(suite: Suite, options: RunOptions) -> Path:
+    entries = select_entries(suite, options.models)
+    out_dir = Path(options.out_root) / suite.name / machine_tag(options.device)
+    data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
+    env = environment(options.device)
+    for number, entry in enumerate(entries, 1):
+        label = f"[{number}/{len(entries)}] {entry.name}"
+        recipe = suite.recipe_for(entry)
+        prep = _preprocessing(entry, recipe)
+        previous = read_row(out_dir, entry.name)
+        if not options.fresh and is_reusable(previous, recipe.hash(), data.fingerprint):
+            tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
+            continue
+        started = time.perf_counter()
+        try:
+            view = data.get(prep)
+            row = run_entry(entry, recipe, view, options.store, options.device, out_dir, measure=suite.measure,
+                            fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"))
+            row = {**row, "status": "ok", "error": None}
+        except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
+            row = _failed_row(entry, suite, data.fingerprint, error, out_dir)
+        row |= {"entry_seconds": round(time.perf_counter() - started, 2), "date": env["date"],
+                "git_revision": env["git_revision"], "device_name": env["device_name"]}
+        write_row(out_dir, row)
+        write_results(out_dir, suite, options.device, env, data.record(prep))
+        tqdm.write(f"{label}: {_summary(row)}")
+    first = entries[0]
+    results_path = write_results(out_dir, suite, options.device, env,
+                                 data.record(_preprocessing(first, suite.recipe_for(first))))
+    tqdm.write("writing leaderboard and plots")
+    write_report(results_path, out_dir)
+    return out_dir
+
+
+def _summary(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"not run: {row['error']}"
+    acc = row.get("test_acc")
+    return f"done in {row['entry_seconds']:.0f} s" + (f", test acc {acc:.4f}" if acc is not None else "")
+
+
+def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, dataset: dict) -> Path:
+    """results.json from every row on disk for the suite's entries, including earlier runs' rows."""
+    rows = [row for name in suite.entries if (row := read_row(out_dir, name)) is not None]
+    results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,
+               "dataset": dataset, "rows": rows}
+    path = out_dir / RESULTS_JSON
+    dump_json(results, path)
+    return path

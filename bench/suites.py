@@ -1,0 +1,149 @@
+"""Suites are data: TOML files parsed once into typed dataclasses. Unknown keys are errors.
+
+    description = "three small CNNs at 64 px for a 2-core CPU"
+    entries = ["cnn1.scratch", "resnet18.*"]     # names or shell patterns
+    splits = ["test"]                             # which splits are evaluated
+    measure = ["metrics", "efficiency"]           # what is measured
+
+    [recipe]                                      # overrides for every entry
+    input_size = 64
+
+    [entry."resnet18.scratch"]                    # overrides for one entry, after [recipe]
+    epochs = 4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zoo
+from bench.errors import BrainbenchError
+from zoo.recipe import Recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SPLITS = ("test",)
+MEASUREMENTS = ("metrics", "efficiency")
+TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "recipe", "entry"}
+RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
+
+
+class SuiteError(BrainbenchError):
+    pass
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    file_sha256: str
+    description: str
+    entries: tuple[str, ...]
+    splits: tuple[str, ...] = SPLITS
+    measure: tuple[str, ...] = MEASUREMENTS
+    recipe_overrides: dict = field(default_factory=dict)
+    entry_overrides: dict = field(default_factory=dict)  # entry name -> overrides
+
+    def recipe_for(self, entry: zoo.ZooEntry) -> Recipe:
+        """The entry's default recipe, then the suite's [recipe], then its [entry."name"] table."""
+        overrides = {**self.recipe_overrides, **self.entry_overrides.get(entry.name, {})}
+        return entry.recipe.with_overrides(**overrides)
+
+    def record(self) -> dict:
+        return {"name": self.name, "description": self.description, "file": str(self.path),
+                "file_sha256": self.file_sha256, "entries": list(self.entries)}
+
+
+def find_suite_file(name_or_path: str) -> Path:
+    """A path to a .toml file, or a name looked up in ./suites/ and then the project's suites/."""
+    given = Path(name_or_path)
+    if given.suffix == ".toml":
+        if not given.is_file():
+            raise SuiteError(f"suite file {given} does not exist")
+        return given
+    for folder in (Path.cwd() / "suites", SUITES_DIR):
+        candidate = folder / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+    raise SuiteError(f"no suite named {name_or_path!r}; known suites: {', '.join(known)}")
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = find_suite_file(name_or_path)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SuiteError(f"suite file {path} is not valid TOML: {error}") from None
+    return _parse(data, path, hashlib.sha256(raw).hexdigest())
+
+
+def _parse(data: dict, path: Path, sha256: str) -> Suite:
+    _reject_unknown(set(data), TOP_LEVEL_KEYS, f"{path}")
+    entries = _expand_entries(_string_list(data, "entries", path, required=True), path)
+    splits = tuple(_string_list(data, "splits", path) or SPLITS)
+    measure = tuple(_string_list(data, "measure", path) or MEASUREMENTS)
+    _reject_unknown(set(splits), set(SPLITS), f"{path}: splits")
+    _reject_unknown(set(measure), set(MEASUREMENTS), f"{path}: measure")
+    recipe = _table(data, "recipe", path)
+    _reject_unknown(set(recipe), RECIPE_FIELDS, f"{path}: [recipe]")
+    per_entry = _table(data, "entry", path)
+    for name, overrides in per_entry.items():
+        if name not in entries:
+            raise SuiteError(f"{path}: [entry.{name!r}] names an entry that is not in this suite's entries")
+        if not isinstance(overrides, dict):
+            raise SuiteError(f"{path}: [entry.{name!r}] must be a table of recipe fields")
+        _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [entry.{name!r}]")
+    suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=str(data.get("description", "")),
+                  entries=entries, splits=splits, measure=measure, recipe_overrides=recipe,
+                  entry_overrides=per_entry)
+    for name in entries:  # bad values (e.g. epochs = 0) are reported now, not mid-run
+        try:
+            suite.recipe_for(zoo.get(name))
+        except ValueError as error:
+            raise SuiteError(f"{path}: recipe for {name}: {error}") from None
+    return suite
+
+
+def _reject_unknown(keys: set, allowed: set, where: str) -> None:
+    unknown = sorted(keys - allowed)
+    if unknown:
+        raise SuiteError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _string_list(data: dict, key: str, path: Path, required: bool = False) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise SuiteError(f"{path}: missing required key {key!r}")
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SuiteError(f"{path}: {key!r} must be a list of strings, got {value!r}")
+    return value
+
+
+def _table(data: dict, key: str, path: Path) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SuiteError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _expand_entries(patterns: list[str], path: Path) -> tuple[str, ...]:
+    names: list[str] = []
+    for pattern in patterns:
+        matched = zoo.names(pattern)
+        if not matched:
+            raise SuiteError(f"{path}: entry {pattern!r} matches no zoo entry (see `brainbench list`)")
+        names.extend(n for n in matched if n not in names)
+    return tuple(names)

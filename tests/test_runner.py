@@ -1,0 +1,99 @@
+"""End to end: a small suite on the embedded dataset, its files, resume, and a failing entry."""
+
+import json
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.runner.run_suite import RunOptions, run_suite
+from bench.suites import load_suite
+from bench.train.store import CheckpointStore
+
+SUITE = """
+description = "test suite: one entry that trains, one that cannot build"
+entries = ["cnn0.scratch", "cnn3.scratch"]
+[recipe]
+input_size = 32
+epochs = 1
+[entry."cnn3.scratch"]
+input_size = 16   # five 2x2 max-pools do not fit in 16 px: building the model fails
+"""
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    return load_suite(str(path))
+
+
+@pytest.fixture
+def options(tmp_path, embedded_dataset):
+    return RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
+                      store=CheckpointStore(tmp_path / "store"), device=torch.device("cpu"),
+                      cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_suite_runs_writes_rows_and_resumes(suite, options, capsys):
+    out = run_suite(suite, options)
+    assert out == options.out_root / "tiny" / "cpu-fp32"
+    results = json.loads((out / "results.json").read_text())
+    rows = {row["entry"]: row for row in results["rows"]}
+    for report_file in ("leaderboard.md", "leaderboard.csv", "accuracy_vs_latency.png",
+                        "entries/cnn0.scratch/confusion.png", "entries/cnn0.scratch/curves.png",
+                        "entries/cnn0.scratch/report.txt"):
+        assert (out / report_file).is_file(), report_file
+    leaderboard = (out / "leaderboard.md").read_text()
+    assert "cnn0.scratch" in leaderboard and "not run" in leaderboard and "bcffbb9c58bbffe2" in leaderboard
+    assert set(rows) == {"cnn0.scratch", "cnn3.scratch"}
+
+    ok = rows["cnn0.scratch"]
+    assert ok["status"] == "ok" and ok["error"] is None
+    assert ok["test_n"] == 80 and 0.0 <= ok["test_acc"] <= 1.0
+    low, high = ok["test_acc_ci95"]
+    assert low <= ok["test_acc"] <= high
+    assert ok["params"] == sum(p.numel() for p in __import__("zoo").get("cnn0.scratch").build(input_size=32).parameters())
+    assert ok["latency_ms_b1_eager"] > 0 and ok["size_mb"] > 0 and ok["gmacs"] > 0
+    assert ok["dataset_fingerprint"] == results["dataset"]["fingerprint"] == "bcffbb9c58bbffe2"
+    assert results["environment"]["torch"] == torch.__version__
+    assert results["suite"]["file_sha256"] == suite.file_sha256
+    entry_dir = out / "entries" / "cnn0.scratch"
+    assert (entry_dir / "history.csv").is_file()
+    predictions = (entry_dir / "test_predictions.csv").read_text().splitlines()
+    assert len(predictions) == 81 and predictions[0].startswith("path,label,predicted")
+
+    failed = rows["cnn3.scratch"]
+    assert failed["status"] == "failed"
+    assert "too small" in failed["error"]
+    assert (out / "entries" / "cnn3.scratch" / "error.txt").is_file()
+
+    # A second run trains nothing: the finished row is reused, the checkpoint untouched.
+    checkpoint = next((options.store.root / "cnn0.scratch").iterdir()) / "model.safetensors"
+    stamp = checkpoint.stat().st_mtime_ns
+    capsys.readouterr()
+    run_suite(suite, options)
+    assert "cnn0.scratch: finished row found, skipping" in capsys.readouterr().out
+    assert checkpoint.stat().st_mtime_ns == stamp
+    again = json.loads((out / "results.json").read_text())
+    assert [r for r in again["rows"] if r["entry"] == "cnn0.scratch"][0]["date"] == ok["date"]
+
+
+@pytest.mark.slow
+def test_models_filter_runs_a_subset_and_keeps_other_rows(suite, options):
+    run_suite(suite, options.__class__(**{**options.__dict__, "models": "cnn0*"}))
+    out = options.out_root / "tiny" / "cpu-fp32"
+    assert [r["entry"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["cnn0.scratch"]
+
+
+def test_models_filter_that_matches_nothing_is_an_error(suite, options, capsys):
+    with pytest.raises(Exception, match="matches none of suite 'tiny'"):
+        run_suite(suite, options.__class__(**{**options.__dict__, "models": "vgg*"}))
+
+
+def test_run_with_a_broken_dataset_stops_before_training(tmp_path, capsys):
+    (tmp_path / "Training" / "glioma").mkdir(parents=True)
+    assert main(["run", "--suite", "quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "no Testing folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,61 @@
+import pytest
+
+import zoo
+from bench.suites import SuiteError, load_suite
+
+
+def write(tmp_path, text, name="mysuite"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_shipped_suites_parse_and_name_real_entries():
+    for name in ("quick", "full"):
+        suite = load_suite(name)
+        assert suite.entries and all(zoo.get(n) for n in suite.entries)
+        assert len(suite.file_sha256) == 64
+
+
+def test_full_suite_covers_every_registered_entry():
+    assert set(load_suite("full").entries) == set(zoo.names())
+
+
+def test_overrides_apply_in_order(tmp_path):
+    suite = load_suite(write(tmp_path, """
+entries = ["cnn*"]
+[recipe]
+input_size = 64
+epochs = 3
+[entry."cnn1.scratch"]
+epochs = 7
+"""))
+    assert suite.entries == ("cnn0.scratch", "cnn1.scratch", "cnn2.scratch", "cnn3.scratch")
+    assert suite.recipe_for(zoo.get("cnn0.scratch")).epochs == 3
+    cnn1 = suite.recipe_for(zoo.get("cnn1.scratch"))
+    assert (cnn1.epochs, cnn1.input_size) == (7, 64)
+    assert cnn1.lr == zoo.get("cnn1.scratch").recipe.lr  # untouched fields keep the entry's default
+
+
+@pytest.mark.parametrize("text, message", [
+    ('entries = ["cnn0.scratch"]\nepochs = 3', "unknown key(s) 'epochs'"),
+    ('entries = ["cnn0.scratch"]\n[recipe]\nepoch = 3', "[recipe]: unknown key(s) 'epoch'"),
+    ('entries = ["cnn0.scratch"]\n[entry."cnn0.scratch"]\nbatchsize = 3', "unknown key(s) 'batchsize'"),
+    ('entries = ["cnn0.scratch"]\n[entry."cnn1.scratch"]\nepochs = 3', "not in this suite's entries"),
+    ('entries = ["nope.scratch"]', "matches no zoo entry"),
+    ('description = "no entries"', "missing required key 'entries'"),
+    ('entries = "cnn0.scratch"', "must be a list of strings"),
+    ('entries = ["cnn0.scratch"]\nsplits = ["validation"]', "splits: unknown key(s) 'validation'"),
+    ('entries = ["cnn0.scratch"]\n[recipe]\nepochs = 0', "epochs must be positive"),
+    ('entries = [', "not valid TOML"),
+])
+def test_bad_suites_are_rejected_with_the_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    assert message in str(error.value) and "mysuite.toml" in str(error.value)
+
+
+def test_unknown_suite_name_lists_the_known_ones():
+    with pytest.raises(SuiteError, match="known suites: .*quick"):
+        load_suite("no-such-suite")
