@@ -221,3 +221,15 @@ def test_rebuild_names_a_missing_or_malformed_file(tmp_path):
     (tmp_path / "results.json").write_text('{"rows": [{"status": "ok"}]}')
     with pytest.raises(BrainbenchError, match="row 0 has no 'entry'"):
         rebuild(tmp_path)
+
+
+def test_modes_come_from_the_keys_efficiency_really_writes():
+    # The exact keys bench.evaluate.timing.mode_latency produces for one mode.
+    import torch
+
+    from bench.evaluate.timing import mode_latency
+    from bench.report.modes import latency_modes
+
+    row = mode_latency("eager", lambda batch: (lambda: torch.zeros(batch)), "cpu",
+                       batch1_warmup=0, batch1_iters=2, throughput_warmup=0, throughput_iters=1)
+    assert latency_modes([row]) == ["eager"]

@@ -38,7 +38,7 @@ def options(tmp_path, embedded_dataset):
 @pytest.mark.slow
 def test_suite_runs_writes_rows_and_resumes(suite, options, capsys):
     out = run_suite(suite, options)
-    assert out == options.out_root / "tiny" / "cpu-fp32"
+    assert out == options.out_root / "tiny" / "cpu-fp32-mini"  # the embedded dataset never overwrites real results
     results = json.loads((out / "results.json").read_text())
     rows = {row["entry"]: row for row in results["rows"]}
     for report_file in ("leaderboard.md", "leaderboard.csv", "accuracy_vs_latency.png",
@@ -83,7 +83,7 @@ def test_suite_runs_writes_rows_and_resumes(suite, options, capsys):
 @pytest.mark.slow
 def test_models_filter_runs_a_subset_and_keeps_other_rows(suite, options):
     run_suite(suite, options.__class__(**{**options.__dict__, "models": "cnn0*"}))
-    out = options.out_root / "tiny" / "cpu-fp32"
+    out = options.out_root / "tiny" / "cpu-fp32-mini"
     assert [r["entry"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["cnn0.scratch"]
 
 
@@ -97,3 +97,18 @@ def test_run_with_a_broken_dataset_stops_before_training(tmp_path, capsys):
     assert main(["run", "--suite", "quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no Testing folder" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_rows_of_another_dataset_never_mix_into_results(suite, options, make_dataset):
+    out = run_suite(suite, options.__class__(**{**options.__dict__, "models": "cnn0*"}))
+    classes = ("glioma", "meningioma", "notumor", "pituitary")
+    other = make_dataset({f"Training/{c}": 6 for c in classes} | {f"Testing/{c}": 2 for c in classes})
+    other_out = out.parent / "cpu-fp32"
+    other_out.mkdir()
+    (other_out / "rows").mkdir()
+    # a row of the mini dataset sits in the folder of another dataset's run
+    (other_out / "rows" / "cnn0.scratch.json").write_text((out / "rows" / "cnn0.scratch.json").read_text())
+    run_suite(suite, options.__class__(**{**options.__dict__, "models": "cnn3*", "data_dir": other}))
+    rows = json.loads((other_out / "results.json").read_text())["rows"]
+    assert [r["entry"] for r in rows] == ["cnn3.scratch"]

@@ -37,6 +37,11 @@ def add_parser(subparsers) -> None:
     recipe.add_argument("--optimizer", choices=OPTIMIZERS)
     recipe.add_argument("--scheduler", choices=SCHEDULERS)
     recipe.add_argument("--augment", choices=AUGMENT_POLICIES)
+    recipe.add_argument("--random-resized-crop", action="store_true", default=None,
+                        help="add RandomResizedCrop (area 0.6-1) to the augmentation")
+    recipe.add_argument("--autoaugment", action="store_true", default=None,
+                        help="add AutoAugment (ImageNet policy, applied per image) to the augmentation")
+    recipe.add_argument("--dropout", type=float, help="dropout of the classifier head")
     recipe.add_argument("--label-smoothing", type=float)
     recipe.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     recipe.add_argument("--input-size", type=int, help="square input side in pixels")
@@ -48,7 +53,7 @@ def add_parser(subparsers) -> None:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler", "augment",
-                  "label_smoothing", "patience", "input_size", "seed", "crop_to_content")
+                  "random_resized_crop", "autoaugment", "dropout", "label_smoothing", "patience", "input_size", "seed", "crop_to_content")
 
 
 def recipe_from_args(entry: zoo.ZooEntry, args: argparse.Namespace) -> zoo.Recipe:

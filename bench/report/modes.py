@@ -11,6 +11,8 @@ from bench.report.fmt import missing
 # Known modes in the order a reader expects (slowest to most specialised); others follow sorted.
 KNOWN_ORDER = ("eager", "torchscript", "compile", "onnxruntime", "tensorrt")
 _MODE_PREFIXES = ("latency_ms_b1_", "throughput_ips_b64_", "latency_note_")
+# Statistics stored beside a mode's median: latency_ms_b1_eager_p90 and _std belong to "eager".
+_STAT_SUFFIXES = ("_p90", "_std")
 
 
 def latency_modes(rows: list[dict]) -> list[str]:
@@ -37,7 +39,7 @@ def _mode_of(key: str) -> str | None:
         if key.startswith(prefix):
             mode = key[len(prefix):]
             # latency_ms_b1_eager_p90 is the p90 of mode "eager", not a mode "eager_p90".
-            if prefix == "latency_ms_b1_" and mode.endswith("_p90"):
+            if prefix == "latency_ms_b1_" and mode.endswith(_STAT_SUFFIXES):
                 return None
             return mode or None
     return None

@@ -24,7 +24,7 @@ from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
 from bench.environment import environment
 from bench.errors import BrainbenchError
-from bench.paths import decoded_cache_dir
+from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
 from bench.report import RESULTS_JSON, write_report
 from bench.runner.entry_pipeline import ENTRIES_DIR, identity_columns, run_entry
 from bench.runner.machine import machine_tag
@@ -98,9 +98,18 @@ def _failed_row(entry: zoo.ZooEntry, suite: Suite, fingerprint: str, error: Base
     return {**identity, "status": "failed", "error": message}
 
 
+def results_dir(out_root: Path, suite: Suite, device: torch.device, data_dir: Path) -> Path:
+    """results/<suite>/<machine tag>; runs on the embedded mini dataset go to <machine tag>-mini,
+    so that a smoke test never overwrites a full dataset's committed results."""
+    tag = machine_tag(device)
+    if Path(data_dir).resolve() == EMBEDDED_DATASET.resolve():
+        tag += "-mini"
+    return Path(out_root) / suite.name / tag
+
+
 def run_suite(suite: Suite, options: RunOptions) -> Path:
     entries = select_entries(suite, options.models)
-    out_dir = Path(options.out_root) / suite.name / machine_tag(options.device)
+    out_dir = results_dir(options.out_root, suite, options.device, options.data_dir)
     data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
     env = environment(options.device)
     for number, entry in enumerate(entries, 1):
@@ -140,8 +149,12 @@ def _summary(row: dict) -> str:
 
 
 def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, dataset: dict) -> Path:
-    """results.json from every row on disk for the suite's entries, including earlier runs' rows."""
-    rows = [row for name in suite.entries if (row := read_row(out_dir, name)) is not None]
+    """results.json from every row on disk for the suite's entries, including earlier runs' rows.
+
+    Only rows of this dataset (same fingerprint) are gathered: one leaderboard never mixes data.
+    """
+    rows = [row for name in suite.entries
+            if (row := read_row(out_dir, name)) is not None and row.get("dataset_fingerprint") == dataset["fingerprint"]]
     results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,
                "dataset": dataset, "rows": rows}
     path = out_dir / RESULTS_JSON
