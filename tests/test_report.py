@@ -233,3 +233,13 @@ def test_modes_come_from_the_keys_efficiency_really_writes():
     row = mode_latency("eager", lambda batch: (lambda: torch.zeros(batch)), "cpu",
                        batch1_warmup=0, batch1_iters=2, throughput_warmup=0, throughput_iters=1)
     assert latency_modes([row]) == ["eager"]
+
+
+def test_provenance_names_the_revision_the_rows_came_from():
+    from bench.report.provenance import provenance_markdown
+
+    rows = [{"entry": "a", "git_revision": "abc", "date": "2026-01-02T00:00:00"},
+            {"entry": "b", "git_revision": "abc", "date": "2026-01-01T00:00:00"}]
+    text = provenance_markdown({"environment": {"git_revision": "def"}, "rows": rows})
+    assert "rows computed at revision | abc" in " ".join(text.split())
+    assert "2026-01-01T00:00:00 to 2026-01-02T00:00:00" in text

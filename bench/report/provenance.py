@@ -29,9 +29,21 @@ def provenance_markdown(results: dict) -> str:
              ("suite file sha256", suite.get("file_sha256")),
              ("machine tag", results.get("machine_tag"))]
     pairs += _labelled(results.get("environment") or {}, ENVIRONMENT_FIELDS)
+    pairs += _row_origins(results.get("rows") or [])
     pairs += _labelled(results.get("dataset") or {}, DATASET_FIELDS, extra_prefix="dataset ")
     rows = [(label, cell(_value_text(key_label=label, value=value))) for label, value in pairs]
     return tabulate(rows, headers=["field", "value"], tablefmt="github")
+
+
+def _row_origins(rows: list[dict]) -> list[tuple[str, object]]:
+    """When and at which revision the rows were computed: a resumed run reuses rows of earlier
+    runs, so the environment above (the latest run's) is not necessarily where a number came from."""
+    revisions = sorted({str(r["git_revision"]) for r in rows if r.get("git_revision")})
+    dates = sorted(str(r["date"]) for r in rows if r.get("date"))
+    if not revisions and not dates:
+        return []
+    span = f"{dates[0]} to {dates[-1]}" if dates and dates[0] != dates[-1] else (dates[0] if dates else None)
+    return [("rows computed at revision", ", ".join(revisions) or None), ("rows computed by run(s) started", span)]
 
 
 def _labelled(block: dict, fields, extra_prefix: str = "") -> list[tuple[str, object]]:
