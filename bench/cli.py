@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from bench.commands import listing, predict, report, run, train
 from bench.errors import BrainbenchError
@@ -25,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="brainbench: %(levelname)s: %(message)s")
+    if getattr(args, "weights_dir", None):
+        # zoo reads the weights folder from the environment (zoo never imports bench's options)
+        os.environ["BRAINBENCH_WEIGHTS"] = str(Path(args.weights_dir).expanduser().resolve())
     try:
         return args.run(args)
     except (BrainbenchError, UnknownEntryError, ValueError) as error:

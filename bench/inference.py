@@ -139,7 +139,9 @@ def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu") -> L
     if manifest.get("in_channels") != entry.in_channels:
         raise CheckpointError(f"checkpoint {store.folder(key)} was trained with {manifest.get('in_channels')} "
                               f"input channels, but {entry.name} now takes {entry.in_channels}")
-    model = entry.build(input_size=manifest["input_size"], dropout=manifest["recipe"].get("dropout"))
+    # pretrained=False: the checkpoint overwrites every weight, so no ImageNet file is needed here.
+    model = entry.build(input_size=manifest["input_size"], dropout=manifest["recipe"].get("dropout"),
+                        pretrained=False)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # the architecture changed since this checkpoint was trained

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
+from zoo.pretraining import MocoRecipe
 from zoo.recipe import Recipe
+from zoo.weights import PretrainedWeights, load_pretrained
 
 # The builder contract: every architecture builder takes these keywords and returns a module
 # mapping (N, in_channels, input_size, input_size) floats to (N, num_classes) logits.
 Builder = Callable[..., nn.Module]
 
-VARIANTS = ("scratch", "imagenet", "mocov2")
+VARIANTS = ("scratch", "imagenet", "mocov2", "pixels", "external")
 
 # Normalization applied after scaling pixels to [0, 1].
 MRI_NORMALIZATION = ((0.5,), (0.25,))
@@ -41,25 +45,65 @@ class ZooEntry:
     source: str  # which study or paper the entry reproduces
     checkpoint: CheckpointRef | None = None
     num_classes: int = 4
+    pretraining: MocoRecipe | None = None  # variant "mocov2": how the backbone is pretrained
+    weights: PretrainedWeights | None = None  # variant "imagenet": the published weights it starts from
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"entry {self.name}: variant must be one of {VARIANTS}, got {self.variant!r}")
+        if (self.variant == "mocov2") != (self.pretraining is not None):
+            raise ValueError(f"entry {self.name}: a mocov2 entry needs a pretraining recipe, and only it")
+        if (self.variant == "imagenet") != (self.weights is not None):
+            raise ValueError(f"entry {self.name}: an imagenet entry needs a weights spec, and only it")
+        if self.weights is not None:
+            self._check_matches_weights(self.weights)
         if self.in_channels not in (1, 3):
             raise ValueError(f"entry {self.name}: in_channels must be 1 or 3, got {self.in_channels}")
         for stats in (self.mean, self.std):
             if len(stats) not in (1, self.in_channels):
                 raise ValueError(f"entry {self.name}: mean/std need 1 or {self.in_channels} values, got {stats}")
 
+    def _check_matches_weights(self, weights: PretrainedWeights) -> None:
+        # ImageNet weights read RGB normalized their way; grayscale MRI is replicated to 3 channels.
+        if self.in_channels != 3:
+            raise ValueError(f"entry {self.name}: ImageNet weights take 3 channels, got in_channels={self.in_channels}")
+        if (self.mean, self.std) != (weights.mean, weights.std):
+            raise ValueError(f"entry {self.name}: mean/std {self.mean}/{self.std} differ from those its weights "
+                             f"were trained with, {weights.mean}/{weights.std}")
+
     @property
     def name(self) -> str:
         return f"{self.arch}.{self.variant}"
 
-    def build(self, input_size: int | None = None, dropout: float | None = None) -> nn.Module:
-        """A freshly initialized model; `input_size` and `dropout` follow a recipe's overrides."""
-        return self.builder(
+    def build(self, input_size: int | None = None, dropout: float | None = None, *, pretrained: bool = True,
+              weights_dir: str | os.PathLike | None = None) -> nn.Module:
+        """The model; `input_size` and `dropout` follow a recipe's overrides.
+
+        An imagenet entry comes with its published weights loaded (all but the head), found as
+        zoo/weights.py describes, in `weights_dir` first, else $BRAINBENCH_WEIGHTS, else the library's
+        cache; WeightsUnavailableError if none is there. `pretrained=False` skips that, for callers
+        that overwrite every weight anyway (loading a trained checkpoint) or only count parameters.
+        Other variants are freshly initialized (a mocov2 backbone is pretrained by bench).
+        """
+        model = self.builder(
             num_classes=self.num_classes,
             in_channels=self.in_channels,
             input_size=input_size or self.input_size,
             dropout=dropout,
         )
+        if self.weights is not None and pretrained:
+            load_pretrained(model, self.weights, self.name, weights_dir)
+        return model
+
+    def param_count(self) -> int:
+        """Parameters at the entry's input size, counted on the meta device: no memory, no weights."""
+        key = (self, self.builder)  # the builder does not take part in an entry's equality
+        if key not in _PARAM_COUNTS:
+            with torch.device("meta"):
+                model = self.build(pretrained=False)
+            _PARAM_COUNTS[key] = sum(p.numel() for p in model.parameters())
+        return _PARAM_COUNTS[key]
+
+
+# Entries are frozen, so a count never goes stale; `brainbench list` and reports ask repeatedly.
+_PARAM_COUNTS: dict[tuple, int] = {}

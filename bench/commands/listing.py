@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = []
     for entry in zoo.entries(args.pattern):
-        params = sum(p.numel() for p in entry.build().parameters())
+        params = entry.param_count()  # built on the meta device: no weights needed, no memory
         rows.append([entry.name, entry.variant, f"{entry.in_channels}x{entry.input_size}x{entry.input_size}",
                      f"{params / 1e6:.3f}", entry.recipe.epochs, entry.source])
     if not rows:

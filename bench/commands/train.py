@@ -20,6 +20,8 @@ def add_common_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="checkpoint store (default: $BRAINBENCH_STORE, else ~/.cache/brainbench/store)")
     parser.add_argument("--cache", help="decoded-image cache (default: $BRAINBENCH_CACHE, else ~/.cache/brainbench/decoded)")
     parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
+    parser.add_argument("--weights-dir", help="folder of ImageNet weight files placed by hand "
+                                              "(default: $BRAINBENCH_WEIGHTS, then the libraries' caches)")
 
 
 def add_parser(subparsers) -> None:
