@@ -88,3 +88,23 @@ def test_training_learns_a_separable_problem(make_dataset, tmp_path):
     trained = train_or_load(entry, recipe, data, CheckpointStore(tmp_path / "store"), torch.device("cpu"),
                             progress=False)
     assert trained.manifest["best_val"]["acc"] >= 0.75
+
+
+def test_knn_pixels_is_fitted_not_trained_and_reloads(embedded_dataset, tmp_path):
+    entry = zoo.get("knn.pixels")
+    data = load_dataset(embedded_dataset, Preprocessing(entry.input_size, entry.in_channels), tmp_path / "cache")
+    store = CheckpointStore(tmp_path / "store")
+    fitted = train_or_load(entry, entry.recipe, data, store, torch.device("cpu"), progress=False)
+    assert not fitted.loaded and fitted.manifest["epochs_run"] == 0
+    assert 0.0 <= fitted.manifest["best_val"]["acc"] <= 1.0
+    assert fitted.model.train_vectors.shape[0] == fitted.manifest["val_split"]["n_train"] == 272
+    # Every fitted image is its own nearest neighbour, so it gets its own label.
+    from bench.data.batches import Normalizer
+    from bench.data.dataset import train_val_split
+    from bench.evaluate.predict import predict_logits
+
+    fit_split, _ = train_val_split(data.decoded.train, entry.recipe.val_fraction, entry.recipe.seed)
+    logits = predict_logits(fitted.model, fit_split.images, Normalizer(entry.mean, entry.std, torch.device("cpu")))
+    assert torch.equal(logits.argmax(1), fit_split.labels)
+    again = train_or_load(entry, entry.recipe, data, store, torch.device("cpu"), progress=False)
+    assert again.loaded and torch.equal(again.model.train_vectors, fitted.model.train_vectors)

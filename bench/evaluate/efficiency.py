@@ -8,6 +8,7 @@ their keys differ from the eager ones only in the mode suffix.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
@@ -36,8 +37,15 @@ def _check_input_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    p = next(model.parameters(), None)
-    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    """Where the model lives and what float type it computes in.
+
+    Buffers count too: a model without parameters (knn.pixels, an ONNX Runtime wrapper) still
+    lives on a device. Only floating tensors decide the dtype: index buffers are integers.
+    """
+    tensors = list(itertools.chain(model.parameters(), model.buffers()))
+    device = tensors[0].device if tensors else torch.device("cpu")
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+    return device, dtype
 
 
 def _describe_unsupported(counter: Any) -> str | None:
