@@ -10,18 +10,24 @@
 
     [entry."resnet18.scratch"]                    # overrides for one entry, after [recipe]
     epochs = 4
+
+    [[variant]]                                   # optional: run every entry once per variant,
+    name = "lr=1e-2"                              # a training study; the leaderboard shows the
+    lr = 1e-2                                     # variant's name as its "setting" column
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zoo
 from bench.errors import BrainbenchError
+from bench.external import external_entry, load_spec
 from zoo.recipe import Recipe
 
 if sys.version_info >= (3, 11):
@@ -32,12 +38,35 @@ else:  # pragma: no cover - Python 3.10
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 SPLITS = ("test",)
 MEASUREMENTS = ("metrics", "efficiency")
-TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "recipe", "entry"}
+TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "recipe", "entry", "variant", "external"}
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
 RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
 
 
 class SuiteError(BrainbenchError):
     pass
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of a training study: a name and the recipe fields it changes."""
+
+    name: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One row of a suite: an entry, optionally under a study variant."""
+
+    entry: zoo.ZooEntry
+    recipe: Recipe
+    variant: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """The row's name in reports and file names: `resnet18.scratch` or `resnet18.scratch@lr=1e-2`."""
+        return f"{self.entry.name}@{self.variant}" if self.variant else self.entry.name
 
 
 @dataclass(frozen=True)
@@ -51,15 +80,36 @@ class Suite:
     measure: tuple[str, ...] = MEASUREMENTS
     recipe_overrides: dict = field(default_factory=dict)
     entry_overrides: dict = field(default_factory=dict)  # entry name -> overrides
+    variants: tuple[Variant, ...] = ()
+    external: tuple[zoo.ZooEntry, ...] = ()  # user models from external-model TOML files
 
-    def recipe_for(self, entry: zoo.ZooEntry) -> Recipe:
-        """The entry's default recipe, then the suite's [recipe], then its [entry."name"] table."""
-        overrides = {**self.recipe_overrides, **self.entry_overrides.get(entry.name, {})}
+    def all_entries(self) -> list[zoo.ZooEntry]:
+        return [zoo.get(name) for name in self.entries] + list(self.external)
+
+    def with_external(self, toml_files: list[str]) -> Suite:
+        """This suite plus external models given on the command line (--add-model)."""
+        added = tuple(external_entry(load_spec(f)) for f in toml_files)
+        return dataclasses.replace(self, external=self.external + added)
+
+    def recipe_for(self, entry: zoo.ZooEntry, variant: Variant | None = None) -> Recipe:
+        """The entry's default recipe, then [recipe], then [entry."name"], then the variant's fields."""
+        overrides = {**self.recipe_overrides, **self.entry_overrides.get(entry.name, {}),
+                     **(variant.overrides if variant else {})}
         return entry.recipe.with_overrides(**overrides)
+
+    def runs(self, entry: zoo.ZooEntry) -> list[SuiteRun]:
+        """The rows this suite makes of one entry: one, or one per variant."""
+        if not self.variants:
+            return [SuiteRun(entry, self.recipe_for(entry))]
+        return [SuiteRun(entry, self.recipe_for(entry, v), v.name) for v in self.variants]
+
+    def run_ids(self) -> list[str]:
+        return [run.run_id for entry in self.all_entries() for run in self.runs(entry)]
 
     def record(self) -> dict:
         return {"name": self.name, "description": self.description, "file": str(self.path),
-                "file_sha256": self.file_sha256, "entries": list(self.entries)}
+                "file_sha256": self.file_sha256, "entries": [e.name for e in self.all_entries()],
+                "variants": {v.name: v.overrides for v in self.variants}}
 
 
 def find_suite_file(name_or_path: str) -> Path:
@@ -105,13 +155,33 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
         _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [entry.{name!r}]")
     suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=str(data.get("description", "")),
                   entries=entries, splits=splits, measure=measure, recipe_overrides=recipe,
-                  entry_overrides=per_entry)
+                  entry_overrides=per_entry, variants=_variants(data, path),
+                  external=tuple(external_entry(load_spec(path.parent / f))
+                                 for f in _string_list(data, "external", path)))
     for name in entries:  # bad values (e.g. epochs = 0) are reported now, not mid-run
         try:
-            suite.recipe_for(zoo.get(name))
+            suite.runs(zoo.get(name))
         except ValueError as error:
             raise SuiteError(f"{path}: recipe for {name}: {error}") from None
     return suite
+
+
+def _variants(data: dict, path: Path) -> tuple[Variant, ...]:
+    tables = data.get("variant", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise SuiteError(f"{path}: variants are written as [[variant]] tables")
+    variants = []
+    for table in tables:
+        name = table.get("name")
+        if not isinstance(name, str) or not VARIANT_NAME.match(name):
+            raise SuiteError(f"{path}: every [[variant]] needs a name of letters, digits and ._=+- (got {name!r})")
+        overrides = {k: v for k, v in table.items() if k != "name"}
+        _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [[variant]] {name!r}")
+        variants.append(Variant(name, overrides))
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise SuiteError(f"{path}: variant names must be unique, got {names}")
+    return tuple(variants)
 
 
 def _reject_unknown(keys: set, allowed: set, where: str) -> None:

@@ -243,3 +243,14 @@ def test_provenance_names_the_revision_the_rows_came_from():
     text = provenance_markdown({"environment": {"git_revision": "def"}, "rows": rows})
     assert "rows computed at revision | abc" in " ".join(text.split())
     assert "2026-01-01T00:00:00 to 2026-01-02T00:00:00" in text
+
+
+def test_probe_table_appears_only_for_rows_with_probe_results():
+    from bench.report.tables import probe_table
+
+    rows = [{"entry": "resnet18.mocov2", "status": "ok", "probe_acc_mocov2": 0.81, "probe_acc_random": 0.55},
+            {"entry": "resnet18.scratch", "status": "ok"}]
+    headers, body = probe_table(rows)
+    assert headers == ["entry", "MoCo v2 backbone (%)", "random backbone (%)"]
+    assert body == [["resnet18.mocov2", "81.0", "55.0"]]
+    assert probe_table(rows[1:])[1] == []

@@ -112,3 +112,18 @@ def test_rows_of_another_dataset_never_mix_into_results(suite, options, make_dat
     run_suite(suite, options.__class__(**{**options.__dict__, "models": "cnn3*", "data_dir": other}))
     rows = json.loads((other_out / "results.json").read_text())["rows"]
     assert [r["entry"] for r in rows] == ["cnn3.scratch"]
+
+
+@pytest.mark.slow
+def test_a_training_study_shows_its_setting_column(tmp_path, options):
+    path = tmp_path / "study.toml"
+    path.write_text('entries = ["cnn0.scratch"]\n[recipe]\ninput_size = 32\nepochs = 1\n'
+                    '[[variant]]\nname = "lr=1e-2"\nlr = 1e-2\n[[variant]]\nname = "lr=1e-4"\nlr = 1e-4\n')
+    out = run_suite(load_suite(str(path)), options)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["entry"], r["zoo_entry"], r["setting"]) for r in rows] == [
+        ("cnn0.scratch@lr=1e-2", "cnn0.scratch", "lr=1e-2"), ("cnn0.scratch@lr=1e-4", "cnn0.scratch", "lr=1e-4")]
+    assert rows[0]["recipe"]["lr"] == 1e-2 and rows[1]["recipe"]["lr"] == 1e-4
+    header = next(line for line in (out / "leaderboard.md").read_text().splitlines() if line.startswith("| rank"))
+    assert "| setting " in header
+    assert (out / "entries" / "cnn0.scratch@lr=1e-4" / "confusion.png").is_file()

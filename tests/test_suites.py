@@ -59,3 +59,39 @@ def test_bad_suites_are_rejected_with_the_file_and_key(tmp_path, text, message):
 def test_unknown_suite_name_lists_the_known_ones():
     with pytest.raises(SuiteError, match="known suites: .*quick"):
         load_suite("no-such-suite")
+
+
+STUDY = """
+entries = ["cnn0.scratch", "cnn1.scratch"]
+[recipe]
+epochs = 2
+[[variant]]
+name = "lr=1e-2"
+lr = 1e-2
+[[variant]]
+name = "sgd"
+optimizer = "sgd"
+lr = 1e-3
+"""
+
+
+def test_variants_make_one_run_per_entry_and_setting(tmp_path):
+    suite = load_suite(write(tmp_path, STUDY))
+    assert suite.run_ids() == ["cnn0.scratch@lr=1e-2", "cnn0.scratch@sgd", "cnn1.scratch@lr=1e-2", "cnn1.scratch@sgd"]
+    runs = suite.runs(zoo.get("cnn0.scratch"))
+    assert [(r.recipe.lr, r.recipe.optimizer, r.recipe.epochs) for r in runs] == [(1e-2, "adam", 2), (1e-3, "sgd", 2)]
+    assert runs[0].recipe.hash() != runs[1].recipe.hash()
+    assert suite.record()["variants"] == {"lr=1e-2": {"lr": 1e-2}, "sgd": {"optimizer": "sgd", "lr": 1e-3}}
+
+
+@pytest.mark.parametrize("variant, message", [
+    ('[[variant]]\nlr = 0.1', "needs a name"),
+    ('[[variant]]\nname = "a/b"\nlr = 0.1', "needs a name"),
+    ('[[variant]]\nname = "a"\nlearning_rate = 0.1', "[[variant]] 'a': unknown key(s) 'learning_rate'"),
+    ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"', "must be unique"),
+    ('[[variant]]\nname = "a"\nlr = -1.0', "lr must be positive"),
+])
+def test_bad_variants_are_rejected(tmp_path, variant, message):
+    with pytest.raises(SuiteError) as error:
+        load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n' + variant))
+    assert message in str(error.value)

@@ -23,13 +23,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--suite", default="quick", help="suite name (suites/NAME.toml) or path to a .toml file")
     add_common_data_options(parser)
     parser.add_argument("--models", help="only these suite entries: comma-separated names or patterns (cnn*)")
+    parser.add_argument("--add-model", action="append", default=[], metavar="FILE",
+                        help="benchmark an external ONNX or TorchScript classifier described by a TOML file "
+                             "(repeatable; see README)")
     parser.add_argument("--out", default="results", help="results root (default: ./results)")
     parser.add_argument("--fresh", action="store_true", help="recompute finished rows and retrain checkpoints")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite).with_external(args.add_model)
     options = RunOptions(data_dir=dataset_dir(args.data), out_root=Path(args.out),
                          store=CheckpointStore(store_dir(args.store)), device=resolve_device(args.device),
                          cache_dir=args.cache, models=args.models, fresh=args.fresh)

@@ -11,7 +11,7 @@ from bench.report.leaderboard_csv import write_leaderboard_csv
 from bench.report.modes import tradeoff_file_names
 from bench.report.provenance import provenance_markdown
 from bench.report.rows import class_names, entry_link, has_confusion, is_ok, ranked
-from bench.report.tables import latency_table, main_table, per_class_table
+from bench.report.tables import PROBE_NOTE, latency_table, main_table, per_class_table, probe_table
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
@@ -56,6 +56,9 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager")
     if any(is_ok(r) for r in rows):
         parts += ["## Per class (test split)", _table(*per_class_table(rows, classes)),
                   "## Latency and throughput", _table(*latency_table(rows))]
+    probe = probe_table(rows)
+    if probe[1]:
+        parts += ["## Linear probe of pretrained backbones", PROBE_NOTE, _table(*probe)]
     parts += _tradeoff_section(rows, plot_mode)
     parts += _entry_links(rows, out_dir)
     return "\n\n".join(parts) + "\n"

@@ -14,17 +14,22 @@ ERROR_CELL_CHARS = 120  # the full message is in the failures section below the 
 
 
 def main_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
-    headers = (["rank", "entry", "test acc [95 % CI]", "macro-F1"]
+    # A training study varies one setting across rows: it gets its own column, so the table
+    # reads as the comparison it is. Ordinary suites have no setting and no such column.
+    study = any(row.get("setting") for row in ranked_rows)
+    headers = (["rank", "entry"] + (["setting"] if study else []) + ["test acc [95 % CI]", "macro-F1"]
                + [f"sens. {c} (%)" for c in classes]
                + ["macro spec. (%)", "tumor missed (%)", "ECE", "params (M)", "GMACs", "size (MB)",
                   "b1 eager (ms)", "b64 eager (img/s)", "training"])
     rows, rank = [], 0
     for row in ranked_rows:
+        name = [row.get("zoo_entry", row["entry"]), row.get("setting") or ""] if study else [row["entry"]]
         if is_ok(row):
             rank += 1
-            rows.append([str(rank), row["entry"]] + _main_cells(row, classes))
+            rows.append([str(rank)] + name + _main_cells(row, classes))
         else:
-            rows.append(["–", row["entry"], cell(_not_run(row))] + [""] * (len(headers) - 3))
+            cells = ["–"] + name + [cell(_not_run(row))]
+            rows.append(cells + [""] * (len(headers) - len(cells)))
     return headers, rows
 
 
@@ -105,3 +110,19 @@ def ips(value) -> str:
     if missing(value):
         return NA
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+PROBE_NOTE = ("Frozen backbone, logistic regression on its pooled features (fit on the training split, "
+              "scored on the test split): how much the self-supervised pretraining learned before any "
+              "label was seen, next to the same architecture with random weights.")
+PROBE_COLUMNS = (("probe_acc_mocov2", "MoCo v2 backbone"), ("probe_acc_imagenet", "ImageNet backbone"),
+                 ("probe_acc_random", "random backbone"))
+
+
+def probe_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Linear-probe accuracies of the entries that have them (pretrained variants)."""
+    present = [(key, label) for key, label in PROBE_COLUMNS if any(key in row for row in rows)]
+    headers = ["entry"] + [f"{label} (%)" for _, label in present]
+    body = [[row["entry"]] + [pct(row.get(key)) for key, _ in present]
+            for row in rows if is_ok(row) and any(key in row for key, _ in present)]
+    return headers, body

@@ -15,9 +15,11 @@ from bench.data.labels import CLASS_NAMES
 from bench.evaluate.efficiency import efficiency_row
 from bench.evaluate.metrics import classification_metrics
 from bench.evaluate.predict import predict_logits
+from bench.pretrain.linear_probe import linear_probe_row
+from bench.suites import SuiteRun
 from bench.train.loop import autocast_dtype_for
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
-from bench.train.train_or_load import TrainedModel, train_or_load
+from bench.train.train_or_load import TrainedModel, recipe_key_hash, train_or_load
 from zoo.entry import ZooEntry
 from zoo.recipe import Recipe
 
@@ -25,10 +27,23 @@ ENTRIES_DIR = "entries"
 Stage = Callable[[str], None]  # reports which stage is running, for the progress display
 
 
-def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str) -> dict:
-    return {"entry": entry.name, "arch": entry.arch, "variant": entry.variant, "recipe_hash": recipe.hash(),
-            "dataset_fingerprint": fingerprint, "input_size": recipe.input_size or entry.input_size,
-            "in_channels": entry.in_channels}
+def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str, run_id: str | None = None,
+                     setting: str = "") -> dict:
+    """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study)."""
+    columns = {"entry": run_id or entry.name, "zoo_entry": entry.name, "arch": entry.arch,
+               "variant": entry.variant, "recipe_hash": recipe_key_hash(entry, recipe),
+               "dataset_fingerprint": fingerprint, "input_size": recipe.input_size or entry.input_size,
+               "in_channels": entry.in_channels}
+    return columns | ({"setting": setting} if setting else {})
+
+
+def external_trained(entry: ZooEntry, device: torch.device) -> TrainedModel:
+    """An external model is its own checkpoint: nothing to train, nothing stored."""
+    model = entry.builder(device=device)
+    manifest = {"epochs_run": 0, "best_epoch": None, "best_val": {"acc": None}, "train_seconds": None,
+                "recipe": None, "external_file": entry.checkpoint.url_or_path,
+                "external_sha256": entry.checkpoint.sha256}
+    return TrainedModel(model, manifest, Path(entry.checkpoint.url_or_path).parent, loaded=True)
 
 
 def training_columns(trained: TrainedModel) -> dict:
@@ -61,13 +76,18 @@ def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -
             writer.writerow([rel, CLASS_NAMES[label], CLASS_NAMES[int(p.argmax())], *(f"{x:.6f}" for x in p)])
 
 
-def run_entry(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore, device: torch.device,
+def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
               out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage) -> dict:
-    """The entry's result row. Raises on failure; the caller records the error in the row."""
-    entry_dir = out_dir / ENTRIES_DIR / entry.name
-    row = identity_columns(entry, recipe, data.fingerprint)
-    stage("training" if fresh else "training or loading")
-    trained = train_or_load(entry, recipe, data, store, device, fresh=fresh)
+    """The run's result row. Raises on failure; the caller records the error in the row."""
+    entry, recipe = run.entry, run.recipe
+    entry_dir = out_dir / ENTRIES_DIR / run.run_id
+    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant)
+    if entry.variant == "external":
+        stage("loading external model")
+        trained = external_trained(entry, device)
+    else:
+        stage("training" if fresh else "training or loading")
+        trained = train_or_load(entry, recipe, data, store, device, fresh=fresh)
     row |= training_columns(trained)
     entry_dir.mkdir(parents=True, exist_ok=True)
     if (trained.checkpoint_dir / HISTORY).is_file():
@@ -75,9 +95,14 @@ def run_entry(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: Check
     if "metrics" in measure:
         stage("evaluating on test")
         row |= test_columns(trained, entry, data, device, entry_dir)
+        if entry.pretraining is not None:
+            # How much the self-supervised backbone learned before any label: a logistic
+            # regression on its frozen features, next to the same architecture at random init.
+            stage("linear probe of the pretrained backbone")
+            row |= linear_probe_row(entry, data, store, device, recipe=recipe)
     if "efficiency" in measure:
         stage("measuring efficiency")
         size = row["input_size"]
-        row |= efficiency_row(trained.model, (1, entry.in_channels, size, size), device,
-                              checkpoint_path=trained.checkpoint_dir / WEIGHTS)
+        weights = Path(entry.checkpoint.url_or_path) if entry.variant == "external" else trained.checkpoint_dir / WEIGHTS
+        row |= efficiency_row(trained.model, (1, entry.in_channels, size, size), device, checkpoint_path=weights)
     return row

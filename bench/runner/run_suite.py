@@ -29,8 +29,9 @@ from bench.report import RESULTS_JSON, write_report
 from bench.runner.entry_pipeline import ENTRIES_DIR, identity_columns, run_entry
 from bench.runner.machine import machine_tag
 from bench.runner.rows import dump_json, is_reusable, read_row, write_row
-from bench.suites import Suite
+from bench.suites import Suite, SuiteRun
 from bench.train.store import CheckpointStore
+from bench.train.train_or_load import recipe_key_hash
 
 log = logging.getLogger("brainbench")
 
@@ -46,15 +47,16 @@ class RunOptions:
     fresh: bool = False
 
 
-def select_entries(suite: Suite, models: str | None) -> list[zoo.ZooEntry]:
-    names = list(suite.entries)
+def select_runs(suite: Suite, models: str | None) -> list[SuiteRun]:
+    """The suite's rows to compute: every entry (once per study variant), filtered by --models."""
+    entries = suite.all_entries()
     if models:
         patterns = [p.strip() for p in models.split(",") if p.strip()]
-        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
-        if not names:
+        entries = [e for e in entries if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+        if not entries:
             raise BrainbenchError(f"--models {models!r} matches none of suite {suite.name!r}'s entries: "
-                                  f"{', '.join(suite.entries)}")
-    return [zoo.get(n) for n in names]
+                                  f"{', '.join(e.name for e in suite.all_entries())}")
+    return [run for entry in entries for run in suite.runs(entry)]
 
 
 class DatasetViews:
@@ -80,21 +82,19 @@ class DatasetViews:
         return record
 
 
-def _preprocessing(entry: zoo.ZooEntry, recipe) -> Preprocessing:
-    return Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
+def _preprocessing(run: SuiteRun) -> Preprocessing:
+    return Preprocessing(run.recipe.input_size or run.entry.input_size, run.entry.in_channels,
+                         run.recipe.crop_to_content)
 
 
-def _failed_row(entry: zoo.ZooEntry, suite: Suite, fingerprint: str, error: BaseException, out_dir: Path) -> dict:
+def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path) -> dict:
     first_line = (str(error).strip().splitlines() or [""])[0]
     message = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
-    error_file = out_dir / ENTRIES_DIR / entry.name / "error.txt"
+    error_file = out_dir / ENTRIES_DIR / run.run_id / "error.txt"
     error_file.parent.mkdir(parents=True, exist_ok=True)
     error_file.write_text("".join(traceback.format_exception(error)))
-    log.error("%s failed: %s (traceback in %s); continuing with the next entry", entry.name, message, error_file)
-    try:
-        identity = identity_columns(entry, suite.recipe_for(entry), fingerprint)
-    except ValueError:
-        identity = {"entry": entry.name, "arch": entry.arch, "variant": entry.variant}
+    log.error("%s failed: %s (traceback in %s); continuing with the next entry", run.run_id, message, error_file)
+    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.variant)
     return {**identity, "status": "failed", "error": message}
 
 
@@ -108,34 +108,31 @@ def results_dir(out_root: Path, suite: Suite, device: torch.device, data_dir: Pa
 
 
 def run_suite(suite: Suite, options: RunOptions) -> Path:
-    entries = select_entries(suite, options.models)
+    runs = select_runs(suite, options.models)
     out_dir = results_dir(options.out_root, suite, options.device, options.data_dir)
     data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
     env = environment(options.device)
-    for number, entry in enumerate(entries, 1):
-        label = f"[{number}/{len(entries)}] {entry.name}"
-        recipe = suite.recipe_for(entry)
-        prep = _preprocessing(entry, recipe)
-        previous = read_row(out_dir, entry.name)
-        if not options.fresh and is_reusable(previous, recipe.hash(), data.fingerprint):
+    for number, run in enumerate(runs, 1):
+        label = f"[{number}/{len(runs)}] {run.run_id}"
+        prep = _preprocessing(run)
+        previous = read_row(out_dir, run.run_id)
+        if not options.fresh and is_reusable(previous, recipe_key_hash(run.entry, run.recipe), data.fingerprint):
             tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
             continue
         started = time.perf_counter()
         try:
             view = data.get(prep)
-            row = run_entry(entry, recipe, view, options.store, options.device, out_dir, measure=suite.measure,
+            row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
                             fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"))
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
-            row = _failed_row(entry, suite, data.fingerprint, error, out_dir)
+            row = _failed_row(run, data.fingerprint, error, out_dir)
         row |= {"entry_seconds": round(time.perf_counter() - started, 2), "date": env["date"],
                 "git_revision": env["git_revision"], "device_name": env["device_name"]}
         write_row(out_dir, row)
         write_results(out_dir, suite, options.device, env, data.record(prep))
         tqdm.write(f"{label}: {_summary(row)}")
-    first = entries[0]
-    results_path = write_results(out_dir, suite, options.device, env,
-                                 data.record(_preprocessing(first, suite.recipe_for(first))))
+    results_path = write_results(out_dir, suite, options.device, env, data.record(_preprocessing(runs[0])))
     tqdm.write("writing leaderboard and plots")
     write_report(results_path, out_dir)
     return out_dir
@@ -153,7 +150,7 @@ def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, 
 
     Only rows of this dataset (same fingerprint) are gathered: one leaderboard never mixes data.
     """
-    rows = [row for name in suite.entries
+    rows = [row for name in suite.run_ids()
             if (row := read_row(out_dir, name)) is not None and row.get("dataset_fingerprint") == dataset["fingerprint"]]
     results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,
                "dataset": dataset, "rows": rows}
