@@ -254,3 +254,13 @@ def test_probe_table_appears_only_for_rows_with_probe_results():
     assert headers == ["entry", "MoCo v2 backbone (%)", "random backbone (%)"]
     assert body == [["resnet18.mocov2", "81.0", "55.0"]]
     assert probe_table(rows[1:])[1] == []
+
+
+def test_probe_table_says_why_the_imagenet_probe_is_missing():
+    from bench.report.tables import probe_table
+
+    rows = [{"entry": "resnet18.mocov2", "status": "ok", "probe_acc_mocov2": 0.81, "probe_acc_random": 0.55,
+             "probe_note_imagenet": "n/a: ImageNet weights for resnet18.imagenet are not on this machine"}]
+    headers, body = probe_table(rows)
+    assert headers == ["entry", "MoCo v2 backbone (%)", "ImageNet backbone (%)", "random backbone (%)"]
+    assert body[0][2].startswith("n/a: ImageNet weights")

@@ -123,6 +123,15 @@ def probe_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Linear-probe accuracies of the entries that have them (pretrained variants)."""
     present = [(key, label) for key, label in PROBE_COLUMNS if any(key in row for row in rows)]
     headers = ["entry"] + [f"{label} (%)" for _, label in present]
-    body = [[row["entry"]] + [pct(row.get(key)) for key, _ in present]
+    body = [[row["entry"]] + [_probe_cell(row, key) for key, _ in present]
             for row in rows if is_ok(row) and any(key in row for key, _ in present)]
+    if any("probe_note_imagenet" in row for row in rows) and "probe_acc_imagenet" not in dict(present):
+        headers.insert(2, "ImageNet backbone (%)")
+        for line, row in zip(body, [r for r in rows if is_ok(r) and any(k in r for k, _ in present)]):
+            line.insert(2, cell(row.get("probe_note_imagenet", NA)))
     return headers, body
+
+
+def _probe_cell(row: dict, key: str) -> str:
+    note = row.get(key.replace("probe_acc_", "probe_note_"))
+    return cell(note) if missing(row.get(key)) and note else pct(row.get(key))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
+import zoo
 from bench.data.batches import Normalizer
+from bench.data.cache import Preprocessing
 from bench.data.dataset import LoadedDataset
 from bench.data.labels import CLASS_NAMES
 from bench.evaluate.efficiency import efficiency_row
@@ -21,6 +23,7 @@ from bench.train.loop import autocast_dtype_for
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
 from bench.train.train_or_load import TrainedModel, recipe_key_hash, train_or_load
 from zoo.entry import ZooEntry
+from zoo.weights import WeightsUnavailableError, find_weights
 from zoo.recipe import Recipe
 
 ENTRIES_DIR = "entries"
@@ -76,8 +79,29 @@ def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -
             writer.writerow([rel, CLASS_NAMES[label], CLASS_NAMES[int(p.argmax())], *(f"{x:.6f}" for x in p)])
 
 
+ViewFor = Callable[[Preprocessing], LoadedDataset]  # the same dataset, decoded another way
+
+
+def probe_columns(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore,
+                  device: torch.device, view_for: ViewFor) -> dict:
+    """Linear probe of a pretrained backbone next to a random one and, when its weights are on this
+    machine, the same architecture's ImageNet backbone (else the reason it is missing)."""
+    imagenet = zoo.get(f"{entry.arch}.imagenet") if f"{entry.arch}.imagenet" in zoo.names() else None
+    if imagenet is not None:
+        try:
+            find_weights(imagenet.weights, imagenet.name)  # locate only: loading happens in the probe
+        except WeightsUnavailableError as error:
+            row = linear_probe_row(entry, data, store, device, recipe=recipe)
+            return row | {"probe_note_imagenet": f"n/a: {str(error).splitlines()[0]}"}
+        imagenet_view = view_for(Preprocessing(data.decoded.preprocessing.size, imagenet.in_channels,
+                                               data.decoded.preprocessing.crop_to_content))
+        return linear_probe_row(entry, data, store, device, recipe=recipe, imagenet_entry=imagenet,
+                                imagenet_data=imagenet_view)
+    return linear_probe_row(entry, data, store, device, recipe=recipe)
+
+
 def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
-              out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage) -> dict:
+              out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor) -> dict:
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
@@ -99,7 +123,7 @@ def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device
             # How much the self-supervised backbone learned before any label: a logistic
             # regression on its frozen features, next to the same architecture at random init.
             stage("linear probe of the pretrained backbone")
-            row |= linear_probe_row(entry, data, store, device, recipe=recipe)
+            row |= probe_columns(entry, recipe, data, store, device, view_for)
     if "efficiency" in measure:
         stage("measuring efficiency")
         size = row["input_size"]

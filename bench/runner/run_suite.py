@@ -123,7 +123,8 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
         try:
             view = data.get(prep)
             row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
-                            fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"))
+                            fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"),
+                            view_for=data.get)
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
             row = _failed_row(run, data.fingerprint, error, out_dir)
