@@ -1,0 +1,47 @@
+"""The deployment modes by name, in the order a row lists them."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from bench.deploy.onnx_mode import prepare_onnxruntime
+from bench.deploy.prepared import Prepared
+from bench.deploy.tensorrt_mode import prepare_tensorrt, prepare_tensorrt_fp16
+from bench.deploy.torch_modes import (
+    prepare_compile,
+    prepare_compile_max_autotune,
+    prepare_eager,
+    prepare_eager_bf16,
+    prepare_eager_cl,
+    prepare_eager_fp16,
+    prepare_torchscript,
+)
+
+Prepare = Callable[[nn.Module, torch.Tensor, torch.device, int], Prepared]
+
+# "eager" is the reference every other mode is checked against; it must stay first.
+MODES: dict[str, Prepare] = {
+    "eager": prepare_eager,
+    "eager_fp16": prepare_eager_fp16,  # CUDA only (autocast)
+    "eager_bf16": prepare_eager_bf16,  # CUDA only (autocast)
+    "eager_cl": prepare_eager_cl,  # CUDA only (channels_last)
+    "torchscript": prepare_torchscript,
+    "compile": prepare_compile,
+    "compile_max_autotune": prepare_compile_max_autotune,  # CUDA only
+    "onnxruntime": prepare_onnxruntime,
+    "tensorrt": prepare_tensorrt,  # CUDA + torch_tensorrt
+    "tensorrt_fp16": prepare_tensorrt_fp16,  # CUDA + torch_tensorrt
+}
+
+DEFAULT_MODES: tuple[str, ...] = tuple(MODES)
+
+# Mode-specific columns, present (None) even when the mode fails, so the table keeps its shape.
+EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "torchscript": ("deploy_warning_torchscript",),
+    "onnxruntime": ("provider_onnxruntime",),
+    "tensorrt": ("trt_engines_tensorrt", "trt_torch_ops_tensorrt"),
+    "tensorrt_fp16": ("trt_engines_tensorrt_fp16", "trt_torch_ops_tensorrt_fp16"),
+}
