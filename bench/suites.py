@@ -38,7 +38,9 @@ else:  # pragma: no cover - Python 3.10
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 SPLITS = ("test",)
 MEASUREMENTS = ("metrics", "efficiency")
-TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "recipe", "entry", "variant", "external"}
+TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "modes", "recipe", "entry", "variant", "external"}
+# Deployment modes whose latency a suite can measure (bench/deploy); eager is always measured.
+MODES = ("eager", "torchscript", "compile", "onnxruntime", "tensorrt")
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
 RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
 
@@ -78,6 +80,7 @@ class Suite:
     entries: tuple[str, ...]
     splits: tuple[str, ...] = SPLITS
     measure: tuple[str, ...] = MEASUREMENTS
+    modes: tuple[str, ...] = ("eager",)
     recipe_overrides: dict = field(default_factory=dict)
     entry_overrides: dict = field(default_factory=dict)  # entry name -> overrides
     variants: tuple[Variant, ...] = ()
@@ -106,9 +109,14 @@ class Suite:
     def run_ids(self) -> list[str]:
         return [run.run_id for entry in self.all_entries() for run in self.runs(entry)]
 
+    def measurement_key(self) -> str:
+        """What a row of this suite measures; a row measured differently is measured again."""
+        return ",".join(sorted(self.measure)) + "|" + ",".join(self.modes)
+
     def record(self) -> dict:
         return {"name": self.name, "description": self.description, "file": str(self.path),
                 "file_sha256": self.file_sha256, "entries": [e.name for e in self.all_entries()],
+                "modes": list(self.modes),
                 "variants": {v.name: v.overrides for v in self.variants}}
 
 
@@ -144,6 +152,8 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
     measure = tuple(_string_list(data, "measure", path) or MEASUREMENTS)
     _reject_unknown(set(splits), set(SPLITS), f"{path}: splits")
     _reject_unknown(set(measure), set(MEASUREMENTS), f"{path}: measure")
+    modes = tuple(dict.fromkeys(["eager", *_string_list(data, "modes", path)]))
+    _reject_unknown(set(modes), set(MODES), f"{path}: modes")
     recipe = _table(data, "recipe", path)
     _reject_unknown(set(recipe), RECIPE_FIELDS, f"{path}: [recipe]")
     per_entry = _table(data, "entry", path)
@@ -154,7 +164,7 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
             raise SuiteError(f"{path}: [entry.{name!r}] must be a table of recipe fields")
         _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [entry.{name!r}]")
     suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=str(data.get("description", "")),
-                  entries=entries, splits=splits, measure=measure, recipe_overrides=recipe,
+                  entries=entries, splits=splits, measure=measure, modes=modes, recipe_overrides=recipe,
                   entry_overrides=per_entry, variants=_variants(data, path),
                   external=tuple(external_entry(load_spec(path.parent / f))
                                  for f in _string_list(data, "external", path)))

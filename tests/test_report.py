@@ -192,10 +192,12 @@ def test_later_latency_modes_appear_with_their_notes(tmp_path):
         row["latency_note_tensorrt"] = "n/a: no CUDA device"
     write_leaderboard(results, tmp_path)  # the pieces this test is about: faster than every figure
     write_tradeoff_plots(results, tmp_path)
-    latency = section((tmp_path / "leaderboard.md").read_text(), "Latency and throughput")
-    header = latency.strip().splitlines()[0]
-    assert header.index("eager b1") < header.index("torchscript b1") < header.index("tensorrt b1")
-    assert latency.count("n/a: no CUDA device") == 3
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert text.index("### eager") < text.index("### torchscript") < text.index("### tensorrt")
+    tensorrt = text[text.index("### tensorrt"):].split("##")[1]
+    assert tensorrt.count("n/a: no CUDA device") == 3
+    torchscript = text[text.index("### torchscript"):].split("###")[1]
+    assert "1.25x" in torchscript  # 0.8 of eager's latency
     assert (tmp_path / "accuracy_vs_latency_torchscript.png").read_bytes().startswith(PNG_MAGIC)
     assert not (tmp_path / "accuracy_vs_latency_tensorrt.png").exists()  # nothing to plot
     assert not (tmp_path / "accuracy_vs_latency_eager.png").exists()  # eager keeps the plain name
@@ -264,3 +266,15 @@ def test_probe_table_says_why_the_imagenet_probe_is_missing():
     headers, body = probe_table(rows)
     assert headers == ["entry", "MoCo v2 backbone (%)", "ImageNet backbone (%)", "random backbone (%)"]
     assert body[0][2].startswith("n/a: ImageNet weights")
+
+
+def test_a_mode_disagreeing_with_eager_is_flagged():
+    from bench.report.tables import latency_tables
+
+    row = {"entry": "a", "status": "ok", "test_acc": 0.9, "latency_ms_b1_eager": 2.0, "latency_ms_b1_compile": 1.0,
+           "agreement_compile": 0.98, "max_abs_diff_compile": 0.5, "compile_s_compile": 12.3}
+    tables = {mode: body for mode, _, body in latency_tables([row])}
+    compile_row = tables["compile"][0]
+    assert compile_row[4] == "12.3" and compile_row[5] == "2.00x"
+    assert "FLAGGED" in compile_row[6] and "98.0 %" in compile_row[6]
+    assert tables["eager"][0][6] == "reference"

@@ -127,3 +127,27 @@ def test_a_training_study_shows_its_setting_column(tmp_path, options):
     header = next(line for line in (out / "leaderboard.md").read_text().splitlines() if line.startswith("| rank"))
     assert "| setting " in header
     assert (out / "entries" / "cnn0.scratch@lr=1e-4" / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_deployment_modes_get_their_own_latency_tables(tmp_path, options):
+    path = tmp_path / "deploy.toml"
+    path.write_text('entries = ["cnn0.scratch"]\nmodes = ["torchscript", "onnxruntime", "tensorrt"]\n'
+                    '[recipe]\ninput_size = 32\nepochs = 1\n')
+    out = run_suite(load_suite(str(path)), options)
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["latency_ms_b1_torchscript"] > 0 and row["agreement_torchscript"] == 1.0
+    assert row["latency_ms_b1_onnxruntime"] > 0 and row["provider_onnxruntime"] == "CPUExecutionProvider"
+    if not torch.cuda.is_available():
+        assert row["latency_note_tensorrt"] == "n/a: no CUDA device"
+        assert row["latency_note_eager_fp16"] == "n/a: no CUDA device"
+    text = (out / "leaderboard.md").read_text()
+    for mode in ("### eager", "### torchscript", "### onnxruntime", "### tensorrt", "### e2e"):
+        assert mode in text
+    # Measuring more modes later reloads the checkpoint instead of reusing the row or retraining.
+    path.write_text(path.read_text().replace('"tensorrt"]', '"tensorrt", "compile"]'))
+    checkpoint = next((options.store.root / "cnn0.scratch").iterdir()) / "model.safetensors"
+    stamp = checkpoint.stat().st_mtime_ns
+    out = run_suite(load_suite(str(path)), options)
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert "latency_ms_b1_compile" in row and checkpoint.stat().st_mtime_ns == stamp

@@ -70,33 +70,47 @@ def per_class_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[
     return headers, rows
 
 
-def latency_table(ranked_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One column pair per mode: batch-1 latency 'median / p90' and batch-64 throughput."""
-    modes = latency_modes(ranked_rows)
-    headers = ["entry"]
-    for mode in modes:
-        headers += [f"{mode} b1 (ms, median / p90)", f"{mode} b64 (img/s)"]
-    rows = []
-    for row in filter(is_ok, ranked_rows):
-        cells = [row["entry"]]
-        for mode in modes:
-            cells += _mode_cells(row, mode)
-        rows.append(cells)
-    return headers, rows
+AGREEMENT_FLOOR = 0.995  # below this share of top-1 agreement with eager, a mode's speed is suspect
+
+
+def latency_tables(ranked_rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per mode (and precision): rows are entries. A mode that could not run says why."""
+    tables = []
+    for mode in latency_modes(ranked_rows):
+        headers = ["entry", "b1 median (ms)", "b1 p90 (ms)", "b64 (img/s)", "compile (s)",
+                   "speed-up vs eager fp32", "top-1 agreement with eager"]
+        body = [[row["entry"]] + _mode_cells(row, mode) for row in filter(is_ok, ranked_rows)]
+        tables.append((mode, headers, body))
+    return tables
 
 
 def _mode_cells(row: dict, mode: str) -> list[str]:
     median = row.get(f"latency_ms_b1_{mode}")
     if missing(median):
         # A mode that could not run says why, in the place its number would be.
-        note = row.get(f"latency_note_{mode}") or NA
-        return [cell(note), NA]
-    latency = f"{ms(median)} / {ms(row.get(f'latency_ms_b1_{mode}_p90'))}"
+        return [cell(row.get(f"latency_note_{mode}") or NA)] + [""] * 5
     throughput = ips(row.get(f"throughput_ips_b64_{mode}"))
     batch = row.get(f"throughput_batch_{mode}")
     if not missing(batch) and int(batch) != 64 and throughput != NA:
         throughput += f" (batch {int(batch)})"
-    return [latency, throughput]
+    eager = row.get("latency_ms_b1_eager")
+    speedup = NA if missing(eager) or not median else f"{eager / median:.2f}x"
+    compile_s = row.get(f"compile_s_{mode}")
+    return [ms(median), ms(row.get(f"latency_ms_b1_{mode}_p90")), throughput,
+            NA if missing(compile_s) else f"{compile_s:.1f}", speedup, _agreement(row, mode)]
+
+
+def _agreement(row: dict, mode: str) -> str:
+    if mode == "eager":
+        return "reference"
+    share = row.get(f"agreement_{mode}")
+    if missing(share):
+        return NA
+    text = f"{100 * share:.1f} %"
+    diff = row.get(f"max_abs_diff_{mode}")
+    if not missing(diff):
+        text += f" (max logit diff {diff:.1e})"
+    return text + (" **FLAGGED: below 99.5 %**" if share < AGREEMENT_FLOOR else "")
 
 
 def ms(value) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 import zoo
-from bench.data.batches import Normalizer
+from bench.data.batches import Normalizer, to_model_input
 from bench.data.cache import Preprocessing
 from bench.data.dataset import LoadedDataset
 from bench.data.labels import CLASS_NAMES
+from bench.deploy import deployment_row
 from bench.evaluate.efficiency import efficiency_row
 from bench.evaluate.metrics import classification_metrics
 from bench.evaluate.predict import predict_logits
@@ -100,8 +101,30 @@ def probe_columns(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     return linear_probe_row(entry, data, store, device, recipe=recipe)
 
 
+# A suite names a mode; its precision and layout variants come with it (CUDA-only ones say
+# "n/a: no CUDA device" on a CPU). Plain eager is measured by efficiency_row and is the reference.
+DEPLOY_MODES = {"eager": ("eager_fp16", "eager_bf16", "eager_cl"), "torchscript": ("torchscript",),
+                "compile": ("compile", "compile_max_autotune"), "onnxruntime": ("onnxruntime",),
+                "tensorrt": ("tensorrt", "tensorrt_fp16")}
+CHECK_IMAGES = 256  # real test images each compiled mode must agree on with eager
+
+
+def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedDataset, device: torch.device,
+                       modes: tuple[str, ...]) -> dict:
+    size = data.decoded.preprocessing.size
+    normalize = Normalizer(entry.mean, entry.std, device)
+    test = data.decoded.test
+    with torch.no_grad():
+        check = to_model_input(test.images[:CHECK_IMAGES], normalize)
+    return deployment_row(model, (1, entry.in_channels, size, size), device, check,
+                          modes=tuple(m for mode in modes for m in DEPLOY_MODES[mode]),
+                          e2e_image=test.images[0], normalize=normalize,
+                          min_time_s=1.0 if device.type == "cuda" else None)
+
+
 def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
-              out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor) -> dict:
+              out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor,
+              modes: tuple[str, ...] = ("eager",)) -> dict:
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
@@ -129,4 +152,7 @@ def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device
         size = row["input_size"]
         weights = Path(entry.checkpoint.url_or_path) if entry.variant == "external" else trained.checkpoint_dir / WEIGHTS
         row |= efficiency_row(trained.model, (1, entry.in_channels, size, size), device, checkpoint_path=weights)
+        if len(modes) > 1 or device.type == "cuda":
+            stage(f"measuring deployment modes ({', '.join(modes)})")
+            row |= deployment_columns(trained.model, entry, data, device, modes)
     return row

@@ -48,7 +48,8 @@ def read_row(out_dir: Path, entry: str) -> dict | None:
         return None  # a damaged row is simply recomputed
 
 
-def is_reusable(row: dict | None, recipe_hash: str, fingerprint: str) -> bool:
-    """A finished row for the same recipe and the same data: nothing to recompute."""
+def is_reusable(row: dict | None, recipe_hash: str, fingerprint: str, measured: str) -> bool:
+    """A finished row for the same recipe, the same data and the same measurements: nothing to
+    recompute. (Measuring more, e.g. a new latency mode, reloads the checkpoint; it never retrains.)"""
     return (row is not None and row.get("status") == "ok" and row.get("recipe_hash") == recipe_hash
-            and row.get("dataset_fingerprint") == fingerprint)
+            and row.get("dataset_fingerprint") == fingerprint and row.get("measured", "") == measured)

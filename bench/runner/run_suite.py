@@ -116,7 +116,8 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
         label = f"[{number}/{len(runs)}] {run.run_id}"
         prep = _preprocessing(run)
         previous = read_row(out_dir, run.run_id)
-        if not options.fresh and is_reusable(previous, recipe_key_hash(run.entry, run.recipe), data.fingerprint):
+        if not options.fresh and is_reusable(previous, recipe_key_hash(run.entry, run.recipe), data.fingerprint,
+                                             suite.measurement_key()):
             tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
             continue
         started = time.perf_counter()
@@ -124,11 +125,12 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
             view = data.get(prep)
             row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
                             fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"),
-                            view_for=data.get)
+                            view_for=data.get, modes=suite.modes)
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
             row = _failed_row(run, data.fingerprint, error, out_dir)
-        row |= {"entry_seconds": round(time.perf_counter() - started, 2), "date": env["date"],
+        row |= {"entry_seconds": round(time.perf_counter() - started, 2), "measured": suite.measurement_key(),
+                "date": env["date"],
                 "git_revision": env["git_revision"], "device_name": env["device_name"]}
         write_row(out_dir, row)
         write_results(out_dir, suite, options.device, env, data.record(prep))
