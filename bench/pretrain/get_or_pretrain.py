@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +37,6 @@ class PretrainedBackbone:
                 "pretrain_seconds": self.manifest["pretrain_seconds"]}
 
 
-def _history_csv(history: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    return out.getvalue()
-
-
 def _fits(entry: ZooEntry, state: dict[str, torch.Tensor]) -> bool:
     """Whether stored weights still fit the architecture (its code may have changed since)."""
     try:
@@ -73,7 +63,7 @@ def get_or_pretrain(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store:
     # Only the images fine-tuning trains on: the validation part of Training stays unseen.
     train, val = train_val_split(data.decoded.train, recipe.val_fraction, recipe.seed)
     result = pretrain_moco(entry, moco, train.images, device, progress=progress, label=entry.name,
-                           on_epoch=lambda history: store.write_history(key, _history_csv(history)))
+                           on_epoch=lambda history: store.write_history(key, history))
     manifest = {
         "pretraining": "mocov2",
         "arch": entry.arch,

@@ -11,6 +11,8 @@ last and removed first, so a folder without one is an unfinished checkpoint and 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -70,8 +72,13 @@ class CheckpointStore:
         (folder / MANIFEST).unlink(missing_ok=True)
         return folder
 
-    def write_history(self, key: CheckpointKey, csv_text: str) -> None:
-        write_atomically(self.folder(key) / HISTORY, csv_text.encode())
+    def write_history(self, key: CheckpointKey, rows: list[dict]) -> None:
+        """history.csv of a checkpoint: one row per epoch, columns from the first row."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomically(self.folder(key) / HISTORY, out.getvalue().encode())
 
     def save(self, key: CheckpointKey, state_dict: dict[str, torch.Tensor], manifest: dict) -> dict:
         """Write weights, then the manifest; returns the manifest as written."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +43,6 @@ def recipe_key_hash(entry: ZooEntry, recipe: Recipe) -> str:
 
 def checkpoint_key(entry: ZooEntry, recipe: Recipe, data: LoadedDataset) -> CheckpointKey:
     return CheckpointKey(entry.name, recipe_key_hash(entry, recipe), data.fingerprint)
-
-
-def _history_csv(history: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    return out.getvalue()
 
 
 def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> dict | None:
@@ -103,10 +93,10 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     normalize = Normalizer(entry.mean, entry.std, device)
     if is_reference_model(model):  # knn.pixels: one fitting pass, no gradient training
         result = fit_reference(model, train, val, normalize)
-        store.write_history(key, _history_csv(result.history))
+        store.write_history(key, result.history)
     else:
         result = train_model(model, train, val, recipe, normalize, progress=progress, label=entry.name,
-                             on_epoch=lambda history: store.write_history(key, _history_csv(history)))
+                             on_epoch=lambda history: store.write_history(key, history))
     manifest = {
         "recipe": recipe.as_dict(),
         "input_size": recipe.input_size or entry.input_size,
