@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from bench.commands import listing, predict, report, run, train
+from bench.commands import audit, listing, predict, report, run, train
 from bench.errors import BrainbenchError
 from zoo.registry import UnknownEntryError
 
-COMMANDS = (listing, train, run, report, predict)
+COMMANDS = (listing, train, run, report, predict, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
