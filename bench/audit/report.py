@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from bench.audit.audit import DUPLICATE_KINDS, KINDS, AuditResult, Match
 from bench.data.labels import CLASS_NAMES
+from bench.environment import environment
 
 # Similarity bands of the nearest training image, highest first: (label, low, high).
 BANDS = ((">= 0.99", 0.99, float("inf")), ("0.95-0.99", 0.95, 0.99), ("0.90-0.95", 0.90, 0.95),
@@ -77,6 +78,14 @@ def _within_summary(result: AuditResult) -> str:
                                    "label conflicts"], tablefmt="github")
 
 
+def _environment_table(seconds: str) -> str:
+    """The same environment block every brainbench result carries, plus how long the audit took."""
+    env = environment("cpu")
+    keys = ("python", "torch", "cpu", "cpu_count", "platform", "git_revision", "date")
+    rows = [[key, env[key]] for key in keys] + [["audit time", seconds]]
+    return tabulate(rows, headers=["field", "value"], tablefmt="github")
+
+
 def write_report(result: AuditResult, path: Path, fingerprint: str) -> None:
     cross = result.test_vs_train
     n_dup = sum(m.is_duplicate for m in cross)
@@ -90,6 +99,10 @@ def write_report(result: AuditResult, path: Path, fingerprint: str) -> None:
         "",
         f"**{n_dup} of {len(cross)} test images ({100 * n_dup / max(1, len(cross)):.1f} %) duplicate a "
         f"training image.** A score on this test split partly measures recall of training images.",
+        "",
+        "## Where these numbers come from",
+        "",
+        _environment_table(seconds),
         "",
         "## Method and thresholds",
         "",
