@@ -104,11 +104,17 @@ def _test_vs_train(test: AuditSplit, train: AuditSplit, near: Nearest, threshold
     return matches
 
 
-def _within(split: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
-    """Duplicate pairs inside one split, each unordered pair once."""
+def _positions_by_hash(split: AuditSplit) -> dict[str, list[int]]:
+    """Positions of byte-identical files, grouped by their sha256."""
     groups: dict[str, list[int]] = {}
     for i, digest in enumerate(split.sha256):
         groups.setdefault(digest, []).append(i)
+    return groups
+
+
+def _within(split: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
+    """Duplicate pairs inside one split, each unordered pair once."""
+    groups = _positions_by_hash(split)
     seen: set[tuple[int, int]] = set()
     pairs = []
     for i in range(len(split)):
@@ -138,9 +144,7 @@ def _conflicts(a: AuditSplit, b: AuditSplit, threshold: float) -> list[Match]:
     """
     same_set = a is b
     other = nearest(a.pixels, b.pixels, same_set=same_set, query_labels=a.labels, reference_labels=b.labels)
-    by_hash: dict[str, list[int]] = {}
-    for j, digest in enumerate(b.sha256):
-        by_hash.setdefault(digest, []).append(j)
+    by_hash = _positions_by_hash(b)
     seen: set[tuple[int, int]] = set()
     found = []
     for i in range(len(a)):

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import zoo
 from bench.data.cache import Preprocessing, load_or_build
 from bench.data.dataset import LoadedDataset
 from bench.data.discover import discover
