@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,47 +11,6 @@ from bench.audit import run_audit
 from bench.cli import main
 from bench.data.discover import discover
 from bench.errors import DatasetError
-
-
-def _scan(rng: np.random.Generator, size: int = 96) -> np.ndarray:
-    """An asymmetric, textured 'slice': a blob off centre plus smooth noise, so flips differ from it."""
-    yy, xx = np.mgrid[:size, :size] / size
-    head = ((yy - 0.5) ** 2 / 0.16 + (xx - 0.5) ** 2 / 0.12) <= 1
-    blob = np.exp(-((yy - rng.uniform(0.25, 0.45)) ** 2 + (xx - rng.uniform(0.2, 0.4)) ** 2) / 0.01)
-    texture = np.kron(rng.uniform(0, 1, (12, 12)), np.ones((size // 12, size // 12)))
-    image = head * (60 + 80 * texture + 110 * blob)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture
-def audit_dataset(tmp_path):
-    """Training: 4 distinct images per class. Testing: one copy of each kind, plus distinct images."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data"
-    classes = ("glioma", "meningioma", "notumor", "pituitary")
-    for split in ("Training", "Testing"):
-        for c in classes:
-            (root / split / c).mkdir(parents=True)
-    train = {}
-    for c in classes:
-        for i in range(4):
-            train[c, i] = _scan(rng)
-            Image.fromarray(train[c, i]).save(root / "Training" / c / f"tr_{i}.png")
-    test = root / "Testing"
-    shutil.copy(root / "Training/glioma/tr_0.png", test / "glioma/exact.png")
-    Image.fromarray(train["glioma", 1][:, ::-1]).save(test / "glioma/hflip.png")
-    Image.fromarray(train["meningioma", 0][::-1, :]).save(test / "meningioma/vflip.png")
-    Image.fromarray(train["meningioma", 1]).resize((150, 150), Image.Resampling.BICUBIC).save(
-        test / "meningioma/resized.jpg", quality=70)
-    contrast = np.clip(train["notumor", 0].astype(np.float32) * 0.6 + 30, 0, 255).astype(np.uint8)
-    Image.fromarray(contrast).save(test / "notumor/contrast.png")
-    # A copy filed under the wrong class: a label conflict.
-    Image.fromarray(train["notumor", 1]).save(test / "pituitary/mislabelled.png")
-    for c in classes:
-        Image.fromarray(_scan(rng)).save(test / c / "different.png")
-    # A within-split duplicate in training (re-encoded JPEG).
-    Image.fromarray(train["pituitary", 0]).save(root / "Training/pituitary/tr_0_copy.jpg", quality=90)
-    return root
 
 
 @pytest.fixture

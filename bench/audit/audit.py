@@ -90,6 +90,11 @@ def _first_by_hash(split: AuditSplit) -> dict[str, int]:
     return first
 
 
+def nearest_training_images(test: AuditSplit, train: AuditSplit, threshold: float) -> list[Match]:
+    """Every test image with its nearest training image (any orientation), in test file order."""
+    return _test_vs_train(test, train, nearest(test.pixels, train.pixels), threshold)
+
+
 def _test_vs_train(test: AuditSplit, train: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
     # A byte-identical file wins over the cosine neighbour: it is the stronger evidence.
     by_hash = _first_by_hash(train)
@@ -177,7 +182,7 @@ def run_audit(index: DatasetIndex, threshold: float = DEFAULT_THRESHOLD) -> Audi
             raise DatasetError(f"no readable image is left in the {split.name} split of {index.root}")
 
     clock = time.perf_counter()
-    cross = _test_vs_train(test, train, nearest(test.pixels, train.pixels), threshold)
+    cross = nearest_training_images(test, train, threshold)
     within = {split.name: _within(split, nearest(split.pixels, split.pixels, same_set=True), threshold)
               for split in (train, test)}
     conflicts = [(f"{a.name}-{b.name}", m) for a, b in ((test, train), (train, train), (test, test))

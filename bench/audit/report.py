@@ -11,10 +11,8 @@ from tabulate import tabulate
 from bench.audit.audit import DUPLICATE_KINDS, KINDS, AuditResult, Match
 from bench.data.labels import CLASS_NAMES
 from bench.environment import environment
+from bench.leakage.bands import BANDS
 
-# Similarity bands of the nearest training image, highest first: (label, low, high).
-BANDS = ((">= 0.99", 0.99, float("inf")), ("0.95-0.99", 0.95, 0.99), ("0.90-0.95", 0.90, 0.95),
-         ("< 0.90", float("-inf"), 0.90))
 MAX_LISTED = 50  # rows of label conflicts and within-split pairs shown in report.md; CSVs hold all
 
 CSV_COLUMNS = ("file", "label", "nearest_train_file", "nearest_train_label", "similarity", "orientation", "kind")

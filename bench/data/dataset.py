@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.data.cache import DecodedDataset, DecodedSplit, Preprocessing, load_or_build
 from bench.data.discover import DatasetIndex, discover
 from bench.data.fingerprint import dataset_fingerprint
-from bench.data.splits import stratified_split
+from bench.data.splits import stratified_group_split, stratified_split
 from bench.paths import decoded_cache_dir
+
+if TYPE_CHECKING:
+    from bench.leakage.index import LeakageIndex
 
 
 @dataclass
@@ -17,6 +21,25 @@ class LoadedDataset:
     index: DatasetIndex
     fingerprint: str
     decoded: DecodedDataset
+    # Set for the leak-free split: validation then keeps duplicate groups whole, and the
+    # checkpoint key says so (the model differs from the official split's).
+    clean_split: LeakageIndex | None = None
+
+    @property
+    def split_key(self) -> str:
+        """The data part of a checkpoint key: the fingerprint, plus the clean split's threshold."""
+        if self.clean_split is None:
+            return self.fingerprint
+        return f"{self.fingerprint}-clean{self.clean_split.threshold:g}"
+
+    def train_val_split(self, val_fraction: float, seed: int) -> tuple[DecodedSplit, DecodedSplit]:
+        """Validation carved out of Training; on the clean split, duplicate groups stay whole."""
+        train = self.decoded.train
+        if self.clean_split is None:
+            return train_val_split(train, val_fraction, seed)
+        groups = self.clean_split.groups(train.paths)
+        kept, held = stratified_group_split(train.labels.tolist(), groups.tolist(), val_fraction, seed)
+        return subset(train, kept), subset(train, held)
 
     def record(self) -> dict:
         """What results and manifests say about the data: where, which files, what was skipped."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bench.data.batches import Normalizer
-from bench.data.dataset import LoadedDataset, train_val_split
+from bench.data.dataset import LoadedDataset
 from bench.environment import environment
 from bench.errors import CheckpointError
 from bench.pretrain.backbone import load_backbone_into
@@ -42,7 +42,7 @@ def recipe_key_hash(entry: ZooEntry, recipe: Recipe) -> str:
 
 
 def checkpoint_key(entry: ZooEntry, recipe: Recipe, data: LoadedDataset) -> CheckpointKey:
-    return CheckpointKey(entry.name, recipe_key_hash(entry, recipe), data.fingerprint)
+    return CheckpointKey(entry.name, recipe_key_hash(entry, recipe), data.split_key)
 
 
 def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> dict | None:
@@ -89,7 +89,7 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout)
     pretraining = _start_from_pretrained(model, entry, recipe, data, store, device, fresh, progress)
     store.begin(key)
-    train, val = train_val_split(data.decoded.train, recipe.val_fraction, recipe.seed)
+    train, val = data.train_val_split(recipe.val_fraction, recipe.seed)
     normalize = Normalizer(entry.mean, entry.std, device)
     if is_reference_model(model):  # knn.pixels: one fitting pass, no gradient training
         result = fit_reference(model, train, val, normalize)
@@ -102,7 +102,8 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
         "input_size": recipe.input_size or entry.input_size,
         "in_channels": entry.in_channels,
         "dataset": data.record(),
-        "val_split": {"fraction": recipe.val_fraction, "seed": recipe.seed, "n_train": len(train), "n_val": len(val)},
+        "val_split": {"fraction": recipe.val_fraction, "seed": recipe.seed, "n_train": len(train), "n_val": len(val),
+                      "duplicate_groups_kept_whole": data.clean_split is not None},
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val": result.best_val,
