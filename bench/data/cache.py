@@ -61,7 +61,7 @@ class DecodedDataset:
     cache_dir: Path
 
 
-def _decode_all(samples: tuple[Sample, ...], prep: Preprocessing, desc: str):
+def decode_all(samples: tuple[Sample, ...], prep: Preprocessing, desc: str):
     """Decode in a few threads (PIL releases the GIL while decoding); keep file order."""
 
     def one(sample: Sample):
@@ -134,8 +134,8 @@ def load_or_build(index: DatasetIndex, fingerprint: str, prep: Preprocessing, ca
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
             log.warning("decoded cache %s is unreadable (%s); decoding again", folder, error)
             _remove_folder(folder)
-    train = _decode_all(index.train, prep, "decoding training images")
-    test = _decode_all(index.test, prep, "decoding test images")
+    train = decode_all(index.train, prep, "decoding training images")
+    test = decode_all(index.test, prep, "decoding test images")
     _check_classes_survived(train[1], test[1], index)
     meta = {
         "fingerprint": fingerprint,

@@ -33,3 +33,17 @@ def normalize_class_name(folder_name: str) -> str:
             f"unknown class folder {folder_name!r}: expected one of {', '.join(CLASS_NAMES)} "
             "(spellings such as 'glioma_tumor', 'no_tumor' or 'No Tumor' are accepted)"
         ) from None
+
+
+# External test sets (never training data) may be labelled only tumor / no tumor.
+TUMOR = "tumor"
+EXTERNAL_CLASS_NAMES: tuple[str, ...] = CLASS_NAMES + (TUMOR,)
+_BINARY_ALIASES = {"yes": TUMOR, "tumor": TUMOR, "tumour": TUMOR, "no": NO_TUMOR, "normal": NO_TUMOR,
+                   "healthy": NO_TUMOR}
+
+
+def external_class_name(folder_name: str) -> str | None:
+    """One of EXTERNAL_CLASS_NAMES for a class folder of an external test set, or None when the
+    name means no class (a split folder such as Testing/, or an unrelated folder)."""
+    key = re.sub(r"[\s_\-]+", "", folder_name.strip().lower())
+    return _ALIASES.get(key) or _BINARY_ALIASES.get(key)

@@ -1,0 +1,110 @@
+"""Score a trained model on external test sets, and audit those sets against the training split.
+
+The overlap audit runs once per set and run (the same matcher as `brainbench audit`); decoded
+images are kept per preprocessing, so twenty entries at one input size decode each set once.
+Scores are given on the whole set and on its images that do not repeat a training image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.audit.load import AuditSplit, load_split
+from bench.audit.match import nearest
+from bench.crossdata.folders import ExternalSet, discover_external, task_classes, task_labels, task_predictions
+from bench.data.batches import Normalizer
+from bench.data.cache import Preprocessing, decode_all
+from bench.errors import DatasetError
+from bench.evaluate.predict import predict_logits
+from bench.evaluate.subset_metrics import present_class_metrics
+from bench.train.loop import autocast_dtype_for
+from zoo.entry import ZooEntry
+
+
+@dataclass
+class DecodedExternal:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    folder_labels: list[int]  # indices into EXTERNAL_CLASS_NAMES
+    rels: list[str]
+
+
+@dataclass
+class AuditedExternal:
+    """One external set and, per image, whether it repeats a training image."""
+    data: ExternalSet
+    overlap: dict[str, bool]  # rel -> repeats a training image (>= threshold, any orientation, or same bytes)
+    threshold: float
+    skipped: list[dict] = field(default_factory=list)
+
+    def record(self) -> dict:
+        n = len(self.overlap)
+        n_overlap = sum(self.overlap.values())
+        return self.data.record() | {"overlap_threshold": self.threshold, "n_audited": n,
+                                     "n_repeating_training_image": n_overlap,
+                                     "repeating_share": n_overlap / n if n else None,
+                                     "unreadable_skipped": self.skipped}
+
+
+def audit_external(data: ExternalSet, train: AuditSplit, threshold: float) -> AuditedExternal:
+    skipped: list[dict] = []
+    pictures = load_split("external", data.samples, skipped)
+    near = nearest(pictures.pixels, train.pixels)
+    train_hashes = set(train.sha256)
+    overlap = {rel: bool(sim >= threshold or digest in train_hashes)
+               for rel, sim, digest in zip(pictures.rels, near.similarity.tolist(), pictures.sha256)}
+    return AuditedExternal(data, overlap, threshold, skipped)
+
+
+class ExternalSets:
+    """The run's external sets: found and audited once, decoded once per preprocessing."""
+
+    def __init__(self, roots: list[Path], train: AuditSplit, threshold: float):
+        sets = [discover_external(root) for root in roots]
+        names = [s.name for s in sets]
+        for name in set(names):
+            if names.count(name) > 1:
+                raise DatasetError(f"two --external folders are both named {name!r}; rename one "
+                                   "(the folder name names the leaderboard column)")
+        self.audited = [audit_external(s, train, threshold) for s in sets]
+        self._decoded: dict[tuple[str, Preprocessing], DecodedExternal] = {}
+
+    def decoded(self, external: ExternalSet, prep: Preprocessing) -> DecodedExternal:
+        key = (external.name, prep)
+        if key not in self._decoded:
+            images, labels, rels, _ = decode_all(external.samples, prep, f"decoding {external.name}")
+            self._decoded[key] = DecodedExternal(torch.from_numpy(images), labels.tolist(), rels)
+        return self._decoded[key]
+
+    def record(self) -> list[dict]:
+        return [a.record() for a in self.audited]
+
+    def key(self) -> str:
+        """What decides external scores: which sets, with how many images (for row reuse)."""
+        return ",".join(f"{a.data.name}:{len(a.data.samples)}" for a in self.audited)
+
+
+def external_columns(model: torch.nn.Module, entry: ZooEntry, prep: Preprocessing, sets: ExternalSets,
+                     device: torch.device) -> dict:
+    """`ext_<set>_*` columns: metrics on the whole set and on the images new to the model."""
+    columns: dict = {}
+    normalize = Normalizer(entry.mean, entry.std, device)
+    for audited in sets.audited:
+        decoded = sets.decoded(audited.data, prep)
+        logits = predict_logits(model, decoded.images, normalize, channels_last=device.type == "cuda",
+                                autocast_dtype=autocast_dtype_for(device))
+        binary = audited.data.binary
+        labels = np.array(task_labels(decoded.folder_labels, binary))
+        preds = np.array(task_predictions(logits.argmax(1).tolist(), binary))
+        classes = task_classes(binary)
+        new = np.array([not audited.overlap.get(rel, False) for rel in decoded.rels], dtype=bool)
+        prefix = f"ext_{audited.data.name}_"
+        columns[prefix + "task"] = audited.data.task
+        columns |= {prefix + k: v for k, v in present_class_metrics(labels, preds, classes).items()}
+        columns |= {prefix + "new_" + k: v
+                    for k, v in present_class_metrics(labels[new], preds[new], classes).items()
+                    if k in ("n", "acc", "acc_ci95", "balanced_acc")}
+    return columns
