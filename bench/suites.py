@@ -14,6 +14,9 @@
     [[variant]]                                   # optional: run every entry once per variant,
     name = "lr=1e-2"                              # a training study; the leaderboard shows the
     lr = 1e-2                                     # variant's name as its "setting" column
+
+    seeds = [0, 1, 2]                             # optional: train every row once per seed; the
+                                                  # leaderboard adds mean and std across seeds
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ else:  # pragma: no cover - Python 3.10
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 SPLITS = ("test",)
 MEASUREMENTS = ("metrics", "efficiency")
-TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "modes", "recipe", "entry", "variant", "external"}
+TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "modes", "recipe", "entry", "variant", "external",
+                  "seeds"}
 # Deployment modes whose latency a suite can measure (bench/deploy); eager is always measured.
 MODES = ("eager", "torchscript", "compile", "onnxruntime", "tensorrt")
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
@@ -64,11 +68,15 @@ class SuiteRun:
     entry: zoo.ZooEntry
     recipe: Recipe
     variant: str = ""
+    seed: int | None = None  # set when the suite repeats every row over several seeds
 
     @property
     def run_id(self) -> str:
-        """The row's name in reports and file names: `resnet18.scratch` or `resnet18.scratch@lr=1e-2`."""
-        return f"{self.entry.name}@{self.variant}" if self.variant else self.entry.name
+        """The row's name in reports and file names: `resnet18.scratch`, `resnet18.scratch@lr=1e-2`,
+        `resnet18.scratch@seed=1` or `resnet18.scratch@lr=1e-2,seed=1`."""
+        setting = ",".join(([self.variant] if self.variant else [])
+                           + ([f"seed={self.seed}"] if self.seed is not None else []))
+        return f"{self.entry.name}@{setting}" if setting else self.entry.name
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Suite:
     entry_overrides: dict = field(default_factory=dict)  # entry name -> overrides
     variants: tuple[Variant, ...] = ()
     external: tuple[zoo.ZooEntry, ...] = ()  # user models from external-model TOML files
+    seeds: tuple[int, ...] = ()  # empty: each row once, with its recipe's seed
 
     def all_entries(self) -> list[zoo.ZooEntry]:
         return [zoo.get(name) for name in self.entries] + list(self.external)
@@ -94,17 +103,19 @@ class Suite:
         added = tuple(external_entry(load_spec(f)) for f in toml_files)
         return dataclasses.replace(self, external=self.external + added)
 
-    def recipe_for(self, entry: zoo.ZooEntry, variant: Variant | None = None) -> Recipe:
-        """The entry's default recipe, then [recipe], then [entry."name"], then the variant's fields."""
+    def recipe_for(self, entry: zoo.ZooEntry, variant: Variant | None = None, seed: int | None = None) -> Recipe:
+        """The entry's default recipe, then [recipe], then [entry."name"], then the variant's fields,
+        then the seed."""
         overrides = {**self.recipe_overrides, **self.entry_overrides.get(entry.name, {}),
-                     **(variant.overrides if variant else {})}
+                     **(variant.overrides if variant else {}), **({"seed": seed} if seed is not None else {})}
         return entry.recipe.with_overrides(**overrides)
 
     def runs(self, entry: zoo.ZooEntry) -> list[SuiteRun]:
-        """The rows this suite makes of one entry: one, or one per variant."""
-        if not self.variants:
-            return [SuiteRun(entry, self.recipe_for(entry))]
-        return [SuiteRun(entry, self.recipe_for(entry, v), v.name) for v in self.variants]
+        """The rows this suite makes of one entry: one per variant (or one) times one per seed (or one)."""
+        variants = self.variants or (None,)
+        seeds = self.seeds or (None,)
+        return [SuiteRun(entry, self.recipe_for(entry, v, seed), v.name if v else "", seed)
+                for v in variants for seed in seeds]
 
     def run_ids(self) -> list[str]:
         return [run.run_id for entry in self.all_entries() for run in self.runs(entry)]
@@ -116,7 +127,7 @@ class Suite:
     def record(self) -> dict:
         return {"name": self.name, "description": self.description, "file": str(self.path),
                 "file_sha256": self.file_sha256, "entries": [e.name for e in self.all_entries()],
-                "modes": list(self.modes),
+                "modes": list(self.modes), "seeds": list(self.seeds),
                 "variants": {v.name: v.overrides for v in self.variants}}
 
 
@@ -165,7 +176,7 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
         _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [entry.{name!r}]")
     suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=str(data.get("description", "")),
                   entries=entries, splits=splits, measure=measure, modes=modes, recipe_overrides=recipe,
-                  entry_overrides=per_entry, variants=_variants(data, path),
+                  entry_overrides=per_entry, variants=_variants(data, path), seeds=_seeds(data, path),
                   external=tuple(external_entry(load_spec(path.parent / f))
                                  for f in _string_list(data, "external", path)))
     for name in entries:  # bad values (e.g. epochs = 0) are reported now, not mid-run
@@ -192,6 +203,18 @@ def _variants(data: dict, path: Path) -> tuple[Variant, ...]:
     if len(set(names)) != len(names):
         raise SuiteError(f"{path}: variant names must be unique, got {names}")
     return tuple(variants)
+
+
+def _seeds(data: dict, path: Path) -> tuple[int, ...]:
+    seeds = data.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                              for s in seeds):
+        raise SuiteError(f"{path}: 'seeds' must be a list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SuiteError(f"{path}: 'seeds' must not repeat a seed, got {seeds}")
+    if "seed" in data.get("recipe", {}) and seeds:
+        raise SuiteError(f"{path}: give either [recipe] seed or a 'seeds' list, not both")
+    return tuple(seeds)
 
 
 def _reject_unknown(keys: set, allowed: set, where: str) -> None:

@@ -95,3 +95,23 @@ def test_bad_variants_are_rejected(tmp_path, variant, message):
     with pytest.raises(SuiteError) as error:
         load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n' + variant))
     assert message in str(error.value)
+
+
+def test_seeds_repeat_every_row_with_its_own_recipe_seed(tmp_path):
+    suite = load_suite(write(tmp_path, """
+entries = ["cnn0.scratch"]
+seeds = [0, 3]
+[[variant]]
+name = "lr=1e-2"
+lr = 1e-2
+"""))
+    runs = suite.runs(zoo.get("cnn0.scratch"))
+    assert [r.run_id for r in runs] == ["cnn0.scratch@lr=1e-2,seed=0", "cnn0.scratch@lr=1e-2,seed=3"]
+    assert [(r.recipe.seed, r.recipe.lr) for r in runs] == [(0, 1e-2), (3, 1e-2)]
+    assert len({r.recipe.hash() for r in runs}) == 2  # each seed is its own checkpoint
+
+
+@pytest.mark.parametrize("seeds, message", [("[1, 1]", "repeat"), ("[-1]", "non-negative"), ('["a"]', "integers")])
+def test_bad_seed_lists_are_errors(tmp_path, seeds, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, f'entries = ["cnn0.scratch"]\nseeds = {seeds}\n'))
