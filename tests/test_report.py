@@ -115,7 +115,7 @@ def test_write_report_writes_every_file(report):
 
 def test_leaderboard_ranks_by_test_accuracy_with_failed_last(report):
     markdown = (report[0] / "leaderboard.md").read_text()
-    ranking = section(markdown, "Ranking (test split)")
+    ranking = section(markdown, "Ranking (official test split)")
     order = ["resnet50.imagenet", "efficientnet_b0.imagenet", "cnn1.scratch", "vit_b16.imagenet"]
     positions = [ranking.index(f"| {entry}") for entry in order]
     assert positions == sorted(positions)

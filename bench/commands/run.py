@@ -6,10 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from bench.commands.train import add_common_data_options
+from bench.commands.train import add_common_data_options, add_training_options
 from bench.device import resolve_device
 from bench.paths import dataset_dir, store_dir
-from bench.runner.run_suite import RunOptions, run_suite
+from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
+from bench.runner.run_suite import SPLITS, RunOptions, run_suite
 from bench.suites import load_suite
 from bench.train.store import CheckpointStore
 
@@ -28,6 +29,18 @@ def add_parser(subparsers) -> None:
                              "(repeatable; see README)")
     parser.add_argument("--out", default="results", help="results root (default: ./results)")
     parser.add_argument("--fresh", action="store_true", help="recompute finished rows and retrain checkpoints")
+    add_training_options(parser)
+    honest = parser.add_argument_group("honest evaluation")
+    honest.add_argument("--split", choices=SPLITS, default="official",
+                        help="official: the dataset's own test split (default; the clean subset is reported "
+                             "beside it). clean: validation keeps duplicate groups whole, the leaderboard ranks "
+                             "by the test images with no duplicate in training, results go to <machine>-clean")
+    honest.add_argument("--clean-threshold", type=float, default=DEFAULT_CLEAN_THRESHOLD, metavar="SIM",
+                        help="similarity (0-1, any orientation) at which two images count as one picture "
+                             f"(default {DEFAULT_CLEAN_THRESHOLD:g}, the audit's)")
+    honest.add_argument("--external", action="append", default=[], metavar="DIR",
+                        help="also score every entry on this dataset folder, untrained (repeatable): class "
+                             "folders at any depth, four classes or some of them, or yes/no (tumor vs notumor)")
     parser.set_defaults(run=run)
 
 
@@ -35,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite).with_external(args.add_model)
     options = RunOptions(data_dir=dataset_dir(args.data), out_root=Path(args.out),
                          store=CheckpointStore(store_dir(args.store)), device=resolve_device(args.device),
-                         cache_dir=args.cache, models=args.models, fresh=args.fresh)
+                         cache_dir=args.cache, models=args.models, fresh=args.fresh, split=args.split,
+                         clean_threshold=args.clean_threshold, external=tuple(Path(d) for d in args.external),
+                         nproc=args.nproc, compile_step=args.compile_step)
     started = time.perf_counter()
     out_dir = run_suite(suite, options)
     print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s; leaderboard: "

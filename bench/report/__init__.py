@@ -4,6 +4,7 @@ write_report(results, out_dir) writes, into out_dir:
     leaderboard.md, leaderboard.csv           ranked tables with the environment they came from
     accuracy_vs_latency.png                   accuracy vs batch-1 latency of the main mode (eager),
     accuracy_vs_latency_<mode>.png            and of every other mode that has numbers
+    leakage_curve.png                         accuracy per similarity band of every entry
     entries/<entry>/confusion.png             per entry that ran
     entries/<entry>/curves.png                per entry with a history.csv from the runner
     entries/<entry>/report.txt                sklearn-style classification report
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from bench.report.classification_report import write_classification_reports
 from bench.report.leaderboard import write_leaderboard
+from bench.report.leakage_plot import write_leakage_plot
 from bench.report.load import RESULTS_JSON, check_results, load_results
 from bench.report.pareto import pareto_front
 from bench.report.plots import write_plots
@@ -36,6 +38,7 @@ def write_report(results: dict | str | os.PathLike, out_dir: str | os.PathLike, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = write_plots(results, out_dir, mode)
+    written += write_leakage_plot(results, results["rows"], out_dir)
     written += write_classification_reports(results, out_dir)
     # Last, so that its links point at files that now exist.
     written += write_leaderboard(results, out_dir, plot_mode=mode)

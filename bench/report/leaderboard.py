@@ -10,7 +10,10 @@ from bench.report.history import history_path
 from bench.report.leaderboard_csv import write_leaderboard_csv
 from bench.report.modes import tradeoff_file_names
 from bench.report.provenance import provenance_markdown
-from bench.report.rows import class_names, entry_link, has_confusion, is_ok, ranked
+from bench.report.honesty import (CLEAN_NOTE, LEAKAGE_NOTE, SEEDS_NOTE, clean_balance_table, clean_table,
+                                   external_sections, header_paragraph, leakage_table, seeds_table)
+from bench.report.leakage_plot import LEAKAGE_PNG
+from bench.report.rows import class_names, entry_link, has_confusion, is_ok, rank_key, ranked
 from bench.report.tables import PROBE_NOTE, latency_tables, main_table, per_class_table, probe_table
 
 LEADERBOARD_MD = "leaderboard.md"
@@ -34,7 +37,7 @@ def write_leaderboard(results: dict, out_dir: Path, plot_mode: str = "eager") ->
     """Write leaderboard.md and leaderboard.csv into out_dir; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = ranked(results["rows"])
+    rows = ranked(results["rows"], rank_key(results))
     classes = class_names(results)
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
     md_path.write_text(leaderboard_markdown(results, out_dir, plot_mode), encoding="utf-8")
@@ -43,16 +46,20 @@ def write_leaderboard(results: dict, out_dir: Path, plot_mode: str = "eager") ->
 
 
 def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager") -> str:
-    rows = ranked(results["rows"])
+    rows = ranked(results["rows"], rank_key(results))
     classes = class_names(results)
     suite = results.get("suite") or {}
+    split = results.get("split", "official")
     parts = [f"# {suite.get('name', 'unknown suite')} on {results.get('machine_tag', 'unknown machine')}"]
     if suite.get("description"):
         parts.append(str(suite["description"]))
+    parts.append(header_paragraph(results, rows))
+    ranking = "clean test images" if split == "clean" else "official test split"
     parts += ["## Where these numbers come from", provenance_markdown(results),
-              "## Ranking (test split)", _table(*main_table(rows, classes)),
-              "### How to read this", HOW_TO_READ]
+              f"## Ranking ({ranking})", _table(*main_table(rows, classes, results.get("comparisons"))),
+              "### How to read this", HOW_TO_READ + _significance_note(results.get("comparisons"))]
     parts += _failures(rows)
+    parts += _honesty_sections(results, rows, out_dir)
     if any(is_ok(r) for r in rows):
         parts += ["## Per class (test split)", _table(*per_class_table(rows, classes)),
                   "## Latency and throughput", LATENCY_NOTE]
@@ -70,6 +77,35 @@ LATENCY_NOTE = ("Model-only latency: inputs already on the device, warm-up first
                 "timed runs; throughput at batch 64. Each compiled mode's outputs were compared with eager "
                 "on real test images before its time counted. `e2e` adds preprocessing of a decoded image "
                 "to the eager forward. A mode that cannot run here says why instead of a number.")
+
+
+def _significance_note(comparisons: dict | None) -> str:
+    if not comparisons:
+        return ""
+    return (f" \"vs top\" is a paired exact McNemar test of each entry against `{comparisons['reference']}` on "
+            f"the same {comparisons['images']}: \"(n.s.)\" marks a difference from the top entry that is not "
+            f"significant at {100 * comparisons['level']:g} %.")
+
+
+def _honesty_sections(results: dict, rows: list[dict], out_dir: Path) -> list[str]:
+    """Clean split, leakage curve, external sets and seeds: what the official numbers hide."""
+    parts: list[str] = []
+    if results.get("leakage") and any("clean_acc" in r for r in rows):
+        leakage = results["leakage"]
+        parts += [f"## Official vs clean split (threshold {leakage['threshold']:g})", CLEAN_NOTE,
+                  _table(*clean_table(rows)), "Class balance of the clean test split:",
+                  _table(*clean_balance_table(results))]
+    curve = leakage_table(rows, results)
+    if curve[1]:
+        parts += ["## Leakage curve", LEAKAGE_NOTE, _table(*curve)]
+        if (Path(out_dir) / LEAKAGE_PNG).is_file():
+            parts.append(f"![accuracy per similarity band]({LEAKAGE_PNG})")
+    for title, note, headers, body in external_sections(rows, results):
+        parts += [f"## {title}", note, _table(headers, body)]
+    seeds = seeds_table(rows)
+    if seeds[1]:
+        parts += ["## Across seeds", SEEDS_NOTE, _table(*seeds)]
+    return parts
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bench.report.modes import latency_modes
 
-IDENTITY = ("entry", "zoo_entry", "setting", "arch", "variant", "status", "error", "recipe_hash", "input_size", "in_channels",
+IDENTITY = ("entry", "zoo_entry", "setting", "seed", "split", "arch", "variant", "status", "error", "recipe_hash",
+            "input_size", "in_channels",
             "epochs_run", "best_epoch", "train_seconds", "loaded_from_store", "val_acc")
 TEST_SUMMARY = ("n", "acc", "acc_ci95", "macro_f1", "macro_f1_ci95", "weighted_f1", "macro_precision",
                 "macro_sensitivity", "macro_specificity", "weighted_precision", "weighted_sensitivity",

@@ -15,16 +15,22 @@ def is_ok(row: dict) -> bool:
     return row.get("status") == "ok"
 
 
-def ranked(rows: list[dict]) -> list[dict]:
-    """Rows by test accuracy, best first; rows without one (failed, or metrics missing) last.
+def ranked(rows: list[dict], rank_key: str = "test_acc") -> list[dict]:
+    """Rows by test accuracy (or another accuracy column, e.g. clean_acc), best first; rows
+    without one (failed, or metrics missing) last.
 
     Ties and unranked rows go by entry name, so the order never depends on run order.
     """
     def key(row: dict):
-        acc = row.get("test_acc")
+        acc = row.get(rank_key)
         has_acc = is_ok(row) and isinstance(acc, (int, float)) and not math.isnan(acc)
         return (0, -acc, row["entry"]) if has_acc else (1 if is_ok(row) else 2, 0.0, row["entry"])
     return sorted(rows, key=key)
+
+
+def rank_key(results: dict) -> str:
+    """The accuracy column a leaderboard ranks by: official test, or clean test on the clean split."""
+    return results.get("rank_key") or "test_acc"
 
 
 def class_names(results: dict) -> tuple[str, ...]:

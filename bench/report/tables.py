@@ -7,17 +7,23 @@ otherwise it re-parses "0.940" as a number and prints "0.94".
 from __future__ import annotations
 
 from bench.report.fmt import NA, cell, count, duration, missing, num, pct, pct_interval, sig
+from bench.report.honesty import significance_cell
 from bench.report.modes import latency_modes
 from bench.report.rows import class_support, is_ok
 
 ERROR_CELL_CHARS = 120  # the full message is in the failures section below the tables
 
 
-def main_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+def main_table(ranked_rows: list[dict], classes: tuple[str, ...],
+               comparisons: dict | None = None) -> tuple[list[str], list[list[str]]]:
     # A training study varies one setting across rows: it gets its own column, so the table
     # reads as the comparison it is. Ordinary suites have no setting and no such column.
     study = any(row.get("setting") for row in ranked_rows)
-    headers = (["rank", "entry"] + (["setting"] if study else []) + ["test acc [95 % CI]", "macro-F1"]
+    clean = any("clean_acc" in row for row in ranked_rows)
+    external = external_names(ranked_rows)
+    headers = (["rank", "entry"] + (["setting"] if study else []) + ["official acc [95 % CI]"]
+               + (["clean acc [95 % CI]", "vs top (McNemar)"] if clean else [])
+               + [f"external {name} acc (%)" for name in external] + ["macro-F1"]
                + [f"sens. {c} (%)" for c in classes]
                + ["macro spec. (%)", "tumor missed (%)", "ECE", "params (M)", "GMACs", "size (MB)",
                   "b1 eager (ms)", "b64 eager (img/s)", "training"])
@@ -26,11 +32,24 @@ def main_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[
         name = [row.get("zoo_entry", row["entry"]), row.get("setting") or ""] if study else [row["entry"]]
         if is_ok(row):
             rank += 1
-            rows.append([str(rank)] + name + _main_cells(row, classes))
+            honest = ([pct_interval(row.get("clean_acc"), row.get("clean_acc_ci95")),
+                       significance_cell(row, comparisons)] if clean else [])
+            honest += [pct(row.get(f"ext_{name}_acc")) for name in external]
+            cells = _main_cells(row, classes)
+            rows.append([str(rank)] + name + cells[:1] + honest + cells[1:])
         else:
             cells = ["–"] + name + [cell(_not_run(row))]
             rows.append(cells + [""] * (len(headers) - len(cells)))
     return headers, rows
+
+
+def external_names(rows: list[dict]) -> list[str]:
+    """Names of the external sets any row was scored on, in first-seen order."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update((key[len("ext_"):-len("_task")], None) for key in row
+                     if key.startswith("ext_") and key.endswith("_task"))
+    return list(names)
 
 
 def _main_cells(row: dict, classes: tuple[str, ...]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,31 +14,44 @@ import zoo
 from bench.data.batches import Normalizer, to_model_input
 from bench.data.cache import Preprocessing
 from bench.data.dataset import LoadedDataset
+from bench.crossdata.evaluate import ExternalSets, external_columns
 from bench.data.labels import CLASS_NAMES
 from bench.deploy import deployment_row
 from bench.evaluate.efficiency import efficiency_row
 from bench.evaluate.metrics import classification_metrics
 from bench.evaluate.predict import predict_logits
+from bench.leakage.columns import leakage_columns
+from bench.leakage.index import LeakageIndex
 from bench.pretrain.linear_probe import linear_probe_row
 from bench.suites import SuiteRun
 from bench.train.loop import autocast_dtype_for
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
+from bench.train.settings import TrainSettings
 from bench.train.train_or_load import TrainedModel, recipe_key_hash, train_or_load
 from zoo.entry import ZooEntry
 from zoo.weights import WeightsUnavailableError, find_weights
 from zoo.recipe import Recipe
 
 ENTRIES_DIR = "entries"
+PREDICTIONS_CSV = "test_predictions.csv"
 Stage = Callable[[str], None]  # reports which stage is running, for the progress display
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What every entry is scored on besides the official test split."""
+    split: str = "official"  # or "clean": training kept duplicate groups whole, ranking uses clean_acc
+    leakage: LeakageIndex | None = None  # per-image similarity to training, clean test images
+    external: ExternalSets | None = None  # --external folders, audited against training
+
+
 def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str, run_id: str | None = None,
-                     setting: str = "") -> dict:
+                     setting: str = "", split: str = "official") -> dict:
     """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study)."""
     columns = {"entry": run_id or entry.name, "zoo_entry": entry.name, "arch": entry.arch,
                "variant": entry.variant, "recipe_hash": recipe_key_hash(entry, recipe),
-               "dataset_fingerprint": fingerprint, "input_size": recipe.input_size or entry.input_size,
-               "in_channels": entry.in_channels}
+               "dataset_fingerprint": fingerprint, "split": split, "seed": recipe.seed,
+               "input_size": recipe.input_size or entry.input_size, "in_channels": entry.in_channels}
     return columns | ({"setting": setting} if setting else {})
 
 
@@ -58,17 +72,21 @@ def training_columns(trained: TrainedModel) -> dict:
 
 
 def test_columns(trained: TrainedModel, entry: ZooEntry, data: LoadedDataset, device: torch.device,
-                 entry_dir: Path) -> dict:
-    """Test-split metrics with intervals; per-image predictions go beside the row for later audits."""
+                 entry_dir: Path, leakage: LeakageIndex | None = None) -> dict:
+    """Test-split metrics with intervals, and with a leakage index the clean split's and the
+    per-similarity-band accuracies; per-image predictions go beside the row for later audits."""
     test = data.decoded.test
     normalize = Normalizer(entry.mean, entry.std, device)
     logits = predict_logits(trained.model, test.images, normalize, channels_last=device.type == "cuda",
                             autocast_dtype=autocast_dtype_for(device))
     loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
     probs = torch.softmax(logits, dim=1).numpy()
-    _write_predictions(entry_dir / "test_predictions.csv", test.paths, test.labels.tolist(), probs)
+    _write_predictions(entry_dir / PREDICTIONS_CSV, test.paths, test.labels.tolist(), probs)
     metrics = classification_metrics(test.labels.numpy(), probs, CLASS_NAMES, loss=loss)
-    return {f"test_{key}": value for key, value in metrics.items()}
+    columns = {f"test_{key}": value for key, value in metrics.items()}
+    if leakage is not None:
+        columns |= leakage_columns(test.labels.numpy(), probs, test.paths, leakage)
+    return columns
 
 
 def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -> None:
@@ -124,24 +142,28 @@ def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedData
 
 def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
               out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor,
-              modes: tuple[str, ...] = ("eager",)) -> dict:
+              modes: tuple[str, ...] = ("eager",), evaluation: Evaluation = Evaluation(),
+              settings: TrainSettings = TrainSettings()) -> dict:
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
-    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant)
+    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant, evaluation.split)
     if entry.variant == "external":
         stage("loading external model")
         trained = external_trained(entry, device)
     else:
         stage("training" if fresh else "training or loading")
-        trained = train_or_load(entry, recipe, data, store, device, fresh=fresh)
+        trained = train_or_load(entry, recipe, data, store, device, fresh=fresh, settings=settings)
     row |= training_columns(trained)
     entry_dir.mkdir(parents=True, exist_ok=True)
     if (trained.checkpoint_dir / HISTORY).is_file():
         shutil.copyfile(trained.checkpoint_dir / HISTORY, entry_dir / HISTORY)
     if "metrics" in measure:
         stage("evaluating on test")
-        row |= test_columns(trained, entry, data, device, entry_dir)
+        row |= test_columns(trained, entry, data, device, entry_dir, evaluation.leakage)
+        if evaluation.external is not None:
+            stage("evaluating on external datasets")
+            row |= external_columns(trained.model, entry, data.decoded.preprocessing, evaluation.external, device)
         if entry.pretraining is not None:
             # How much the self-supervised backbone learned before any label: a logistic
             # regression on its frozen features, next to the same architecture at random init.

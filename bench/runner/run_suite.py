@@ -17,18 +17,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from bench.crossdata.evaluate import ExternalSets
 from bench.data.cache import Preprocessing, load_or_build
 from bench.data.dataset import LoadedDataset
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
 from bench.environment import environment
 from bench.errors import BrainbenchError
+from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD, LeakageIndex, build_leakage_index
+from bench.leakage.pictures import audit_pictures
 from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
 from bench.report import RESULTS_JSON, write_report
-from bench.runner.entry_pipeline import ENTRIES_DIR, identity_columns, run_entry
+from bench.report.rows import ranked
+from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
 from bench.runner.rows import dump_json, is_reusable, read_row, write_row
+from bench.runner.significance import compare_with_top
 from bench.suites import Suite, SuiteRun
+from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
 from bench.train.train_or_load import recipe_key_hash
 
@@ -44,6 +50,20 @@ class RunOptions:
     cache_dir: Path | None = None
     models: str | None = None  # comma-separated names or patterns selecting suite entries
     fresh: bool = False
+    split: str = "official"  # "clean": validation keeps duplicate groups whole; ranked on clean test images
+    clean_threshold: float = DEFAULT_CLEAN_THRESHOLD  # similarity at which two images are one picture
+    external: tuple[Path, ...] = ()  # other dataset folders every entry is scored on, untrained
+    nproc: int = 1  # >1: each entry trains in that many torchrun processes (DDP); same checkpoint keys
+    compile_step: bool = False  # torch.compile the training step
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise BrainbenchError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if not 0.0 < self.clean_threshold <= 1.0:
+            raise BrainbenchError(f"--clean-threshold must be in (0, 1], got {self.clean_threshold}")
+
+
+SPLITS = ("official", "clean")
 
 
 def select_runs(suite: Suite, models: str | None) -> list[SuiteRun]:
@@ -59,18 +79,24 @@ def select_runs(suite: Suite, models: str | None) -> list[SuiteRun]:
 
 
 class DatasetViews:
-    """The dataset discovered and fingerprinted once, decoded once per preprocessing."""
+    """The dataset discovered and fingerprinted once, decoded once per preprocessing; with a
+    leakage index, views carry the clean split (validation keeps duplicate groups whole)."""
 
-    def __init__(self, root: Path, cache_dir: Path | None):
+    def __init__(self, root: Path, cache_dir: Path | None, clean_split: LeakageIndex | None = None):
         self.index = discover(root)
         self.fingerprint = dataset_fingerprint(self.index)
         self._cache_root = decoded_cache_dir(cache_dir)
         self._views: dict[Preprocessing, LoadedDataset] = {}
+        self.clean_split = clean_split
+
+    @property
+    def cache_root(self) -> Path:
+        return self._cache_root
 
     def get(self, prep: Preprocessing) -> LoadedDataset:
         if prep not in self._views:
             decoded = load_or_build(self.index, self.fingerprint, prep, self._cache_root)
-            self._views[prep] = LoadedDataset(self.index, self.fingerprint, decoded)
+            self._views[prep] = LoadedDataset(self.index, self.fingerprint, decoded, self.clean_split)
         return self._views[prep]
 
     def record(self, prep: Preprocessing) -> dict:
@@ -86,37 +112,64 @@ def _preprocessing(run: SuiteRun) -> Preprocessing:
                          run.recipe.crop_to_content)
 
 
-def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path) -> dict:
+def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path, split: str) -> dict:
     first_line = (str(error).strip().splitlines() or [""])[0]
     message = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
     error_file = out_dir / ENTRIES_DIR / run.run_id / "error.txt"
     error_file.parent.mkdir(parents=True, exist_ok=True)
     error_file.write_text("".join(traceback.format_exception(error)))
     log.error("%s failed: %s (traceback in %s); continuing with the next entry", run.run_id, message, error_file)
-    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.variant)
+    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.variant, split)
     return {**identity, "status": "failed", "error": message}
 
 
-def results_dir(out_root: Path, suite: Suite, device: torch.device, data_dir: Path) -> Path:
+def results_dir(out_root: Path, suite: Suite, device: torch.device, data_dir: Path, split: str = "official") -> Path:
     """results/<suite>/<machine tag>; runs on the embedded mini dataset go to <machine tag>-mini,
-    so that a smoke test never overwrites a full dataset's committed results."""
+    so that a smoke test never overwrites a full dataset's committed results, and clean-split
+    runs to <machine tag>[-mini]-clean."""
     tag = machine_tag(device)
     if Path(data_dir).resolve() == EMBEDDED_DATASET.resolve():
         tag += "-mini"
+    if split != "official":
+        tag += f"-{split}"
     return Path(out_root) / suite.name / tag
+
+
+def prepare_evaluation(data: DatasetViews, options: RunOptions) -> Evaluation:
+    """The leakage index (always: every leaderboard shows the clean split and the leakage curve)
+    and the audited external sets; both before any training, so bad folders fail early."""
+    tqdm.write(f"leakage: matching test images against training (threshold {options.clean_threshold:g})")
+    leakage = build_leakage_index(data.index, data.fingerprint, options.clean_threshold, data.cache_root)
+    external = None
+    if options.external:
+        tqdm.write(f"external sets: auditing {len(options.external)} folder(s) against training")
+        train_pictures, _ = audit_pictures(data.index, data.fingerprint, data.cache_root)
+        external = ExternalSets(list(options.external), train_pictures, options.clean_threshold)
+    if options.split == "clean":
+        data.clean_split = leakage
+    return Evaluation(options.split, leakage, external)
+
+
+def evaluation_key(suite: Suite, evaluation: Evaluation) -> str:
+    """What a row measured; a row measured differently (other threshold, other external sets,
+    other modes) is measured again from its stored checkpoint."""
+    key = suite.measurement_key() + f"|clean{evaluation.leakage.threshold:g}"
+    return key + (f"|ext:{evaluation.external.key()}" if evaluation.external else "")
 
 
 def run_suite(suite: Suite, options: RunOptions) -> Path:
     runs = select_runs(suite, options.models)
-    out_dir = results_dir(options.out_root, suite, options.device, options.data_dir)
+    out_dir = results_dir(options.out_root, suite, options.device, options.data_dir, options.split)
     data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
+    evaluation = prepare_evaluation(data, options)
+    measured = evaluation_key(suite, evaluation)
     env = environment(options.device)
     for number, run in enumerate(runs, 1):
         label = f"[{number}/{len(runs)}] {run.run_id}"
         prep = _preprocessing(run)
         previous = read_row(out_dir, run.run_id)
         if not options.fresh and is_reusable(previous, recipe_key_hash(run.entry, run.recipe), data.fingerprint,
-                                             suite.measurement_key()):
+                                             measured):
             tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
             continue
         started = time.perf_counter()
@@ -124,17 +177,19 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
             view = data.get(prep)
             row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
                             fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"),
-                            view_for=data.get, modes=suite.modes)
+                            view_for=data.get, modes=suite.modes, evaluation=evaluation,
+                            settings=TrainSettings(options.nproc, options.compile_step))
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
-            row = _failed_row(run, data.fingerprint, error, out_dir)
-        row |= {"entry_seconds": round(time.perf_counter() - started, 2), "measured": suite.measurement_key(),
+            row = _failed_row(run, data.fingerprint, error, out_dir, options.split)
+        row |= {"entry_seconds": round(time.perf_counter() - started, 2), "measured": measured,
                 "date": env["date"],
                 "git_revision": env["git_revision"], "device_name": env["device_name"]}
         write_row(out_dir, row)
-        write_results(out_dir, suite, options.device, env, data.record(prep))
+        write_results(out_dir, suite, options.device, env, data.record(prep), evaluation)
         tqdm.write(f"{label}: {_summary(row)}")
-    results_path = write_results(out_dir, suite, options.device, env, data.record(_preprocessing(runs[0])))
+    results_path = write_results(out_dir, suite, options.device, env, data.record(_preprocessing(runs[0])),
+                                 evaluation)
     tqdm.write("writing leaderboard and plots")
     write_report(results_path, out_dir)
     return out_dir
@@ -147,15 +202,23 @@ def _summary(row: dict) -> str:
     return f"done in {row['entry_seconds']:.0f} s" + (f", test acc {acc:.4f}" if acc is not None else "")
 
 
-def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, dataset: dict) -> Path:
+def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, dataset: dict,
+                  evaluation: Evaluation) -> Path:
     """results.json from every row on disk for the suite's entries, including earlier runs' rows.
 
     Only rows of this dataset (same fingerprint) are gathered: one leaderboard never mixes data.
     """
     rows = [row for name in suite.run_ids()
             if (row := read_row(out_dir, name)) is not None and row.get("dataset_fingerprint") == dataset["fingerprint"]]
+    leakage = evaluation.leakage
+    rank_key = "clean_acc" if evaluation.split == "clean" else "test_acc"
     results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,
-               "dataset": dataset, "rows": rows}
+               "dataset": dataset, "split": evaluation.split, "rank_key": rank_key,
+               "leakage": leakage.record() if leakage else None,
+               "external_datasets": evaluation.external.record() if evaluation.external else [],
+               "rows": rows}
+    clean_images = set(leakage.clean_test) if leakage and evaluation.split == "clean" else None
+    results["comparisons"] = compare_with_top(ranked(rows, rank_key), out_dir, rank_key, clean_images)
     path = out_dir / RESULTS_JSON
     dump_json(results, path)
     return path
