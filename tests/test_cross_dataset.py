@@ -67,3 +67,11 @@ def test_macro_metrics_average_over_present_classes_only():
     low, high = scores["balanced_acc_ci95"]
     assert 0.0 <= low <= scores["balanced_acc"] <= high <= 1.0
     assert present_class_metrics([], [], CLASS_NAMES)["n"] == 0
+
+
+def test_yes_no_copy_of_the_shared_test_split(shared_dataset, tmp_path):
+    """The external set of the committed quick leaderboard, built the same way (skips without ../shared)."""
+    counts = write_yes_no_copy(shared_dataset / "Testing", tmp_path / "brain-yes-no")
+    external = discover_external(tmp_path / "brain-yes-no")
+    assert counts == {"yes": 906, "no": 405}
+    assert external.binary and len(external.samples) == 1311
