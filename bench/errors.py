@@ -15,3 +15,11 @@ class ImageDecodeError(BrainbenchError):
 
 class CheckpointError(BrainbenchError):
     """A stored checkpoint is missing, does not match its key, or is corrupted."""
+
+
+class OptionError(BrainbenchError):
+    """A command option has a value the command cannot use; the message names the option and value."""
+
+
+class DistributedError(BrainbenchError):
+    """A multi-process (torchrun) training cannot start or did not finish."""

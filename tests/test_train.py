@@ -7,6 +7,7 @@ import torch
 import zoo
 from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
+from bench.train.settings import TrainSettings
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
 from bench.train.train_or_load import train_or_load
 
@@ -108,3 +109,18 @@ def test_knn_pixels_is_fitted_not_trained_and_reloads(embedded_dataset, tmp_path
     assert torch.equal(logits.argmax(1), fit_split.labels)
     again = train_or_load(entry, entry.recipe, data, store, torch.device("cpu"), progress=False)
     assert again.loaded and torch.equal(again.model.train_vectors, fitted.model.train_vectors)
+
+
+@pytest.mark.slow
+def test_compiled_training_step_matches_eager(embedded_dataset, tmp_path):
+    # torch.compile changes kernels, not maths: one epoch ends at (nearly) the same weights.
+    entry = zoo.get("cnn0.scratch")
+    recipe = entry.recipe.with_overrides(input_size=32, epochs=1, batch_size=32, dropout=0.0)
+    data = load_dataset(embedded_dataset, Preprocessing(32, entry.in_channels), tmp_path / "cache")
+    eager = train_or_load(entry, recipe, data, CheckpointStore(tmp_path / "eager"), torch.device("cpu"),
+                          progress=False)
+    compiled = train_or_load(entry, recipe, data, CheckpointStore(tmp_path / "compiled"), torch.device("cpu"),
+                             progress=False, settings=TrainSettings(compile_step=True))
+    assert compiled.checkpoint_dir.name == eager.checkpoint_dir.name  # not part of the key
+    for name, weight in eager.model.state_dict().items():
+        torch.testing.assert_close(compiled.model.state_dict()[name], weight, rtol=1e-3, atol=1e-4, msg=name)

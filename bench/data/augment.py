@@ -74,19 +74,31 @@ def policy_named(name: str, *, random_resized_crop: bool = False, autoaugment: b
 
 
 def augment_batch(
-    images: torch.Tensor, policy: AugmentPolicy, generator: torch.Generator | None = None
+    images: torch.Tensor, policy: AugmentPolicy, generator: torch.Generator | None = None, *,
+    shard: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Augment a float (N, C, H, W) batch in [0, 1]; same shape, dtype and device, clamped to [0, 1].
 
-    An identity policy returns `images` itself, untouched.
+    An identity policy returns `images` itself, untouched. `shard=(start, total)` says that these
+    N images are rows start..start+N of a batch of `total` split across processes: the random
+    table is drawn for all `total` rows and sliced, so every image gets the augmentation it
+    would get in one process and the generator advances the same on every rank.
     """
     if images.ndim != 4 or not images.is_floating_point():
         raise ValueError(f"images must be a float (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}")
     if policy.is_identity:
         return images
     n = images.shape[0]
+    start, total = shard if shard is not None else (0, n)
+    if not (0 <= start and start + n <= total):
+        raise ValueError(f"shard {shard} does not hold a batch of {n} images")
     draw_device = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(n, _N_UNIFORMS, generator=generator, device=draw_device).to(images.device, torch.float32)
+    u = torch.rand(total, _N_UNIFORMS, generator=generator, device=draw_device)[start:start + n]
+    if u.device.type == "cpu" and images.device.type == "cuda":
+        # A copy from pageable memory would wait for the GPU to finish the previous step; from
+        # pinned memory it queues behind it, so the host runs ahead and the GPU never idles.
+        u = u.pin_memory().to(images.device, non_blocking=True)
+    u = u.to(images.device, torch.float32)
 
     out = images
     if policy.has_geometry:
@@ -96,7 +108,9 @@ def augment_batch(
         out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if policy.autoaugment:
         seed = int(torch.randint(2**62, (1,), generator=generator, device=draw_device))
-        out = _autoaugment(out, seed)
+        # Per-image draws inside AutoAugment cannot be sliced; offsetting the seed by the shard's
+        # start keeps ranks decorrelated (and one process unchanged), though not equal to it.
+        out = _autoaugment(out, seed + start)
     out = _photometric(out, u, policy)
     return out.clamp(0.0, 1.0)
 

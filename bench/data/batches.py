@@ -21,11 +21,15 @@ class Normalizer:
 
 
 def to_model_input(images: torch.Tensor, normalize: Normalizer, *, policy: AugmentPolicy | None = None,
-                   generator: torch.Generator | None = None, channels_last: bool = False) -> torch.Tensor:
-    """uint8 (N, C, H, W) on any device -> normalized float32 on the normalizer's device."""
+                   generator: torch.Generator | None = None, channels_last: bool = False,
+                   shard: tuple[int, int] | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) on any device -> normalized float32 on the normalizer's device.
+
+    `shard` is passed to `augment_batch`: these images are part of a batch split across processes.
+    """
     x = images.to(normalize.mean.device, non_blocking=True).float().div_(255.0)
     if policy is not None:
-        x = augment_batch(x, policy, generator)
+        x = augment_batch(x, policy, generator, shard=shard)
     x = normalize(x)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
