@@ -10,6 +10,7 @@ from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
 from bench.device import resolve_device
 from bench.paths import dataset_dir, store_dir
+from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
 from bench.train.train_or_load import train_or_load
 from zoo.recipe import AUGMENT_POLICIES, OPTIMIZERS, SCHEDULERS
@@ -24,11 +25,32 @@ def add_common_data_options(parser: argparse.ArgumentParser) -> None:
                                               "(default: $BRAINBENCH_WEIGHTS, then the libraries' caches)")
 
 
+def process_count(text: str) -> int:
+    """argparse type of --nproc: a whole number of processes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """How training runs (never what it produces: neither option changes a checkpoint's key)."""
+    parser.add_argument("--nproc", type=process_count, default=1, metavar="N",
+                        help="train in N torchrun processes with DistributedDataParallel: one per GPU (NCCL), "
+                             "or N CPU processes (gloo); the recipe's batch size is split across them")
+    parser.add_argument("--compile", action="store_true", dest="compile_step",
+                        help="torch.compile the training step (forward and backward); pays off on long GPU runs")
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train one zoo entry, or load its checkpoint",
         description="Train one zoo entry with its default recipe and any overrides given here. A stored "
-                    "checkpoint with the same entry, recipe and dataset fingerprint is loaded instead.")
+                    "checkpoint with the same entry, recipe and dataset fingerprint is loaded instead; an "
+                    "interrupted training of it resumes from its last finished epoch.")
     parser.add_argument("entry", help="zoo entry name, e.g. cnn2.scratch (see `brainbench list`)")
     add_common_data_options(parser)
     recipe = parser.add_argument_group("recipe overrides (default: the entry's recipe)")
@@ -50,7 +72,9 @@ def add_parser(subparsers) -> None:
     recipe.add_argument("--seed", type=int)
     recipe.add_argument("--crop-to-content", action="store_true", default=None,
                         help="crop the black frame around the head before resizing")
-    parser.add_argument("--fresh", action="store_true", help="train even if a matching checkpoint exists")
+    parser.add_argument("--fresh", action="store_true",
+                        help="train from the first epoch even if a matching checkpoint or resume state exists")
+    add_training_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
     data = load_dataset(dataset_dir(args.data), prep, args.cache)
     started = time.perf_counter()
-    trained = train_or_load(entry, recipe, data, CheckpointStore(store_dir(args.store)), device, fresh=args.fresh)
+    trained = train_or_load(entry, recipe, data, CheckpointStore(store_dir(args.store)), device, fresh=args.fresh,
+                            settings=TrainSettings(args.nproc, args.compile_step))
     _print_summary(entry.name, trained, data.record(), time.perf_counter() - started)
     return 0
 
@@ -86,6 +111,9 @@ def _print_summary(name: str, trained, data: dict, seconds: float) -> None:
     else:
         per_epoch = m["train_seconds"] / m["epochs_run"]
         share = m["data_seconds"] / m["train_seconds"] if m["train_seconds"] else 0.0
-        print(f"{name}: trained {m['epochs_run']} epochs in {m['train_seconds']:.1f} s ({per_epoch:.1f} s/epoch, "
+        how = f" with {m['processes']} processes" if m.get("processes", 1) > 1 else ""
+        if m.get("resumed_after_epoch"):
+            how += f", resumed after epoch {m['resumed_after_epoch']}"
+        print(f"{name}: trained {m['epochs_run']} epochs{how} in {m['train_seconds']:.1f} s ({per_epoch:.1f} s/epoch, "
               f"{share:.0%} of it data handling); best val acc {best['acc']:.4f} at epoch {m['best_epoch']}")
     print(f"checkpoint: {trained.checkpoint_dir}")

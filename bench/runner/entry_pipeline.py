@@ -25,8 +25,8 @@ from bench.leakage.index import LeakageIndex
 from bench.pretrain.linear_probe import linear_probe_row
 from bench.suites import SuiteRun
 from bench.train.loop import autocast_dtype_for
+from bench.train.settings import DEFAULT_SETTINGS, TrainSettings
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
-from bench.train.settings import TrainSettings
 from bench.train.train_or_load import TrainedModel, recipe_key_hash, train_or_load
 from zoo.entry import ZooEntry
 from zoo.weights import WeightsUnavailableError, find_weights
@@ -143,7 +143,7 @@ def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedData
 def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
               out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor,
               modes: tuple[str, ...] = ("eager",), evaluation: Evaluation = Evaluation(),
-              settings: TrainSettings = TrainSettings()) -> dict:
+              settings: TrainSettings = DEFAULT_SETTINGS) -> dict:
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id

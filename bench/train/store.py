@@ -4,9 +4,11 @@
         model.safetensors   weights only: loading never unpickles anything
         manifest.json       entry, recipe, hashes, best validation metrics, environment
         history.csv         per-epoch train and validation loss and accuracy
+        resume.pt           only while unfinished: the last epoch's full training state
 
 Every file is written to a temporary name and renamed into place. The manifest is written
-last and removed first, so a folder without one is an unfinished checkpoint and is ignored.
+last and removed first, so a folder without one is an unfinished checkpoint and is ignored
+(except by a training of the same key, which resumes from its resume.pt).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bench.errors import CheckpointError
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 HISTORY = "history.csv"
+RESUME = "resume.pt"
 FORMAT_VERSION = 1
 
 
@@ -99,7 +102,42 @@ class CheckpointStore:
             **manifest,
         }
         write_atomically(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        self.clear_resume(key)  # finished: nothing left to resume
         return manifest
+
+    def save_resume(self, key: CheckpointKey, state: dict) -> None:
+        """The training state after an epoch (see bench.train.resume), tagged with its key, atomically."""
+        path = self.folder(key) / RESUME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=RESUME + ".", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        try:
+            torch.save({**state, "key": [key.entry, key.recipe_hash, key.fingerprint]}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_resume(self, key: CheckpointKey) -> dict | None:
+        """The saved training state of an unfinished checkpoint, None if there is none.
+
+        Loaded with weights_only=True: tensors and plain containers, never arbitrary objects.
+        """
+        path = self.folder(key) / RESUME
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - truncated zip, pickle or version errors alike
+            raise CheckpointError(f"resume state {path} is unreadable: {str(error).splitlines()[0]}") from None
+        expected = [key.entry, key.recipe_hash, key.fingerprint]
+        if not isinstance(state, dict) or state.get("key") != expected:
+            raise CheckpointError(f"resume state {path} belongs to another checkpoint: "
+                                  f"{state.get('key') if isinstance(state, dict) else state!r}, expected {expected}")
+        return state
+
+    def clear_resume(self, key: CheckpointKey) -> None:
+        (self.folder(key) / RESUME).unlink(missing_ok=True)
 
     def load(self, key: CheckpointKey) -> tuple[dict[str, torch.Tensor], dict]:
         """Weights and manifest of `key`; CheckpointError if the files disagree with the key or each other."""

@@ -12,11 +12,14 @@ from torch import nn
 from bench.data.batches import Normalizer
 from bench.data.dataset import LoadedDataset
 from bench.environment import environment
-from bench.errors import CheckpointError
+from bench.errors import CheckpointError, DistributedError
 from bench.pretrain.backbone import load_backbone_into
 from bench.pretrain.get_or_pretrain import get_or_pretrain
+from bench.train import distributed, resume
 from bench.train.fit_reference import fit_reference, is_reference_model
+from bench.train.launch import train_with_torchrun
 from bench.train.loop import train_model
+from bench.train.settings import DEFAULT_SETTINGS, TrainSettings
 from bench.train.store import CheckpointKey, CheckpointStore
 from zoo.entry import ZooEntry
 from zoo.recipe import Recipe
@@ -72,9 +75,30 @@ def _start_from_pretrained(model: nn.Module, entry: ZooEntry, recipe: Recipe, da
     return backbone.record()
 
 
+def _load_after_torchrun(entry: ZooEntry, recipe: Recipe, store: CheckpointStore, key: CheckpointKey,
+                         device: torch.device) -> TrainedModel:
+    """The checkpoint the torchrun workers just stored, loaded like any other."""
+    model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, pretrained=False)
+    manifest = _try_load(store, key, model)
+    if manifest is None:
+        raise DistributedError(f"torchrun training of {entry.name} finished but left no loadable checkpoint "
+                               f"in {store.folder(key)}")
+    return TrainedModel(model.to(device), manifest, store.folder(key), loaded=False)
+
+
 def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore,
-                  device: torch.device, *, fresh: bool = False, progress: bool = True) -> TrainedModel:
+                  device: torch.device, *, fresh: bool = False, progress: bool = True,
+                  settings: TrainSettings = DEFAULT_SETTINGS) -> TrainedModel:
+    """Load the stored checkpoint, or train one (resuming an interrupted training of the same key).
+
+    Inside a torchrun process group every rank calls this; rank 0 alone writes the store. With
+    `settings.nproc` > 1 outside one, the training runs in that many torchrun processes instead.
+    """
     key = checkpoint_key(entry, recipe, data)
+    ranks = distributed.current()
+    if distributed.launched_by_torchrun() and not ranks.active:
+        raise DistributedError("started by torchrun without a process group: every process would train alone; "
+                               "use `brainbench train --nproc N` or `brainbench run --nproc N` instead")
     if store.exists(key) and not fresh:
         # The checkpoint overwrites every weight: no ImageNet file is needed to load it.
         model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, pretrained=False)
@@ -84,19 +108,31 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     elif not fresh and (others := store.others(key)):
         log.info("%s: %d stored checkpoint(s) use another recipe or dataset (%s); training this one",
                  entry.name, len(others), ", ".join(others))
+    if settings.nproc > 1 and not ranks.active:
+        train_with_torchrun(entry, recipe, data, store, key, device, nproc=settings.nproc,
+                            compile_step=settings.compile_step, fresh=fresh, progress=progress)
+        return _load_after_torchrun(entry, recipe, store, key, device)
 
     torch.manual_seed(recipe.seed)  # the initial weights belong to the recipe too
     model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout)
     pretraining = _start_from_pretrained(model, entry, recipe, data, store, device, fresh, progress)
-    store.begin(key)
+    if ranks.is_main:
+        store.begin(key)
     train, val = data.train_val_split(recipe.val_fraction, recipe.seed)
     normalize = Normalizer(entry.mean, entry.std, device)
     if is_reference_model(model):  # knn.pixels: one fitting pass, no gradient training
         result = fit_reference(model, train, val, normalize)
-        store.write_history(key, result.history)
+        if ranks.is_main:
+            store.write_history(key, result.history)
     else:
+        if fresh and ranks.is_main:
+            store.clear_resume(key)
+        saved = None if fresh else resume.saved_state(store, key, model)
+        writes = ranks.is_main  # the other ranks hold the same model; one writer keeps the store consistent
         result = train_model(model, train, val, recipe, normalize, progress=progress, label=entry.name,
-                             on_epoch=lambda history: store.write_history(key, history))
+                             compile_step=settings.compile_step, resume_from=saved,
+                             on_epoch=(lambda history: store.write_history(key, history)) if writes else None,
+                             save_state=(lambda state: store.save_resume(key, state)) if writes else None)
     manifest = {
         "recipe": recipe.as_dict(),
         "input_size": recipe.input_size or entry.input_size,
@@ -109,9 +145,12 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
         "best_val": result.best_val,
         "train_seconds": round(result.seconds, 2),
         "data_seconds": round(result.data_seconds, 2),
+        "resumed_after_epoch": result.resumed_from_epoch,
+        "processes": ranks.world_size,
         "environment": environment(device),
     }
     if pretraining is not None:
         manifest["pretraining"] = pretraining
-    manifest = store.save(key, result.best_state, manifest)
+    if ranks.is_main:
+        manifest = store.save(key, result.best_state, manifest)
     return TrainedModel(model, manifest, store.folder(key), loaded=False)
