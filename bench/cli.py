@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from bench.commands import audit, listing, predict, report, run, train
+from bench.commands import audit, bench_train, listing, predict, report, run, train
 from bench.errors import BrainbenchError
 from zoo.registry import UnknownEntryError
 
-COMMANDS = (listing, train, run, report, predict, audit)
+COMMANDS = (listing, train, run, report, predict, audit, bench_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
