@@ -43,5 +43,5 @@ def compare_with_top(rows: list[dict], out_dir: Path, rank_key: str, images: set
                             "other_only_right": test.second_only, "p_value": test.p_value,
                             "significant": test.significant}
     return {"reference": top, "rank_key": rank_key, "level": SIGNIFICANCE_LEVEL,
-            "images": "all test images" if images is None else f"{len(shared)} clean test images",
+            "images": f"{len(shared)} official test images" if images is None else f"{len(shared)} clean test images",
             "rows": compared}
