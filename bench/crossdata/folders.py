@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.discover import IMAGE_SUFFIXES, Sample
+from bench.data.discover import IMAGE_SUFFIXES, Sample, is_hidden
 from bench.data.labels import CLASS_NAMES, EXTERNAL_CLASS_NAMES, NO_TUMOR, TUMOR, external_class_name
 from bench.errors import DatasetError
 
@@ -44,18 +44,14 @@ class ExternalSet:
                 "images_per_folder_class": self.class_counts()}
 
 
-def _is_hidden(path: Path) -> bool:
-    return path.name.startswith(".") or path.name == "__MACOSX"
-
-
 def _images_below(folder: Path) -> list[Path]:
     """Image files at any depth below `folder`, skipping hidden files and hidden folders."""
     return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts)]
+            and not any(is_hidden(Path(part)) for part in p.relative_to(folder).parts)]
 
 
 def _collect(folder: Path, root: Path, found: list[Sample]) -> None:
-    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not _is_hidden(p)):
+    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)):
         label = external_class_name(child.name)
         if label is None:
             _collect(child, root, found)

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 # Random resized crop ranges, as in torchvision's RandomResizedCrop but with a milder minimum
 # scale: an MRI slice cropped to 8 % of its area may no longer show the tumor.
-_CROP_SCALE = (0.6, 1.0)
-_CROP_RATIO = (3 / 4, 4 / 3)
+CROP_SCALE = (0.6, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
 
 # Columns of the per-image table of uniform [0, 1) numbers drawn once per batch. One fixed-size
 # draw means a policy's parameters do not depend on which other ops happen to be switched on.
@@ -164,8 +164,8 @@ def _crop_size(u: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, 
     full image instead, which keeps one vectorized draw at the cost of slightly favouring
     full-width or full-height crops when scale and ratio are both near their maxima.
     """
-    scale = _CROP_SCALE[0] + u[:, _U_SCALE] * (_CROP_SCALE[1] - _CROP_SCALE[0])
-    log_lo, log_hi = math.log(_CROP_RATIO[0]), math.log(_CROP_RATIO[1])
+    scale = CROP_SCALE[0] + u[:, _U_SCALE] * (CROP_SCALE[1] - CROP_SCALE[0])
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     ratio = torch.exp(log_lo + u[:, _U_RATIO] * (log_hi - log_lo))  # log-uniform, like torchvision
     area = scale * height * width
     crop_w = (torch.sqrt(area * ratio) / width).clamp(max=1.0)

@@ -52,12 +52,12 @@ class DatasetIndex:
         }
 
 
-def _is_hidden(path: Path) -> bool:
+def is_hidden(path: Path) -> bool:
     return path.name.startswith(".") or path.name == "__MACOSX"
 
 
 def _visible_children(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not _is_hidden(p))
+    return sorted(p for p in folder.iterdir() if not is_hidden(p))
 
 
 def _files_under(folder: Path) -> list[Path]:

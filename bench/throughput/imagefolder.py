@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from bench.data.augment import _CROP_RATIO, _CROP_SCALE, AugmentPolicy
+from bench.data.augment import CROP_RATIO, CROP_SCALE, AugmentPolicy
 from bench.data.dataset import LoadedDataset
-from bench.data.discover import _is_hidden
+from bench.data.discover import is_hidden
 from bench.data.labels import CLASS_NAMES, normalize_class_name
 from bench.throughput.common import Pipeline, ThroughputSettings, Trainer
 
@@ -31,7 +31,7 @@ class TrainingFolder(ImageFolder):
         super().__init__(str(root), is_valid_file=lambda path: str(Path(path).resolve()) in files, **kwargs)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        folders = sorted(p.name for p in Path(directory).iterdir() if p.is_dir() and not _is_hidden(p))
+        folders = sorted(p.name for p in Path(directory).iterdir() if p.is_dir() and not is_hidden(p))
         class_to_idx = {name: CLASS_NAMES.index(normalize_class_name(name)) for name in folders}
         return folders, class_to_idx
 
@@ -50,7 +50,7 @@ def imagefolder_transform(size: int, in_channels: int, mean, std, policy: Augmen
     """Per-image torchvision transforms doing what `policy` does in batch on the cache."""
     steps: list = [transforms.Grayscale(num_output_channels=1)] if in_channels == 1 else []  # loader gives RGB
     if policy.random_resized_crop:
-        steps.append(transforms.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO, antialias=True))
+        steps.append(transforms.RandomResizedCrop(size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True))
     else:
         steps.append(transforms.Resize((size, size), antialias=True))
     if policy.flip:
