@@ -26,14 +26,13 @@ from bench.train.store import write_atomically
 # The audit's duplicate threshold. Lower ones leave too few test images: at 0.95 the clean test
 # split of the Kaggle dataset has 173 images and no notumor image at all.
 DEFAULT_CLEAN_THRESHOLD = DEFAULT_THRESHOLD
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class LeakageIndex:
     threshold: float
     test_similarity: dict[str, float]  # test rel -> similarity of its nearest training image
-    test_nearest: dict[str, str]  # test rel -> that training image's rel
     test_label: dict[str, str]
     clean_test: frozenset[str]  # test rels whose duplicate group has no training image
     train_group: dict[str, int]  # training rel -> duplicate group id
@@ -95,7 +94,6 @@ def build_leakage_index(index: DatasetIndex, fingerprint: str, threshold: float,
     leakage = LeakageIndex(
         threshold=threshold,
         test_similarity={m.a_rel: m.similarity for m in matches},
-        test_nearest={m.a_rel: m.b_rel for m in matches},
         test_label={m.a_rel: m.a_label for m in matches},
         clean_test=frozenset(rel for rel, g in zip(test.rels, test_groups.tolist()) if g not in has_train_member),
         train_group=dict(zip(train.rels, train_groups.tolist())))
@@ -105,7 +103,7 @@ def build_leakage_index(index: DatasetIndex, fingerprint: str, threshold: float,
 
 def _save(path: Path, leakage: LeakageIndex) -> None:
     data = {"format": FORMAT_VERSION, "threshold": leakage.threshold,
-            "test_similarity": leakage.test_similarity, "test_nearest": leakage.test_nearest,
+            "test_similarity": leakage.test_similarity,
             "test_label": leakage.test_label, "clean_test": sorted(leakage.clean_test),
             "train_group": leakage.train_group}
     write_atomically(path, json.dumps(data).encode())
@@ -118,5 +116,5 @@ def _load(path: Path, threshold: float) -> LeakageIndex | None:
         return None
     if data.get("format") != FORMAT_VERSION or data.get("threshold") != threshold:
         return None
-    return LeakageIndex(threshold, data["test_similarity"], data["test_nearest"], data["test_label"],
+    return LeakageIndex(threshold, data["test_similarity"], data["test_label"],
                         frozenset(data["clean_test"]), {k: int(v) for k, v in data["train_group"].items()})

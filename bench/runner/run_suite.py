@@ -85,17 +85,13 @@ class DatasetViews:
     def __init__(self, root: Path, cache_dir: Path | None, clean_split: LeakageIndex | None = None):
         self.index = discover(root)
         self.fingerprint = dataset_fingerprint(self.index)
-        self._cache_root = decoded_cache_dir(cache_dir)
+        self.cache_root = decoded_cache_dir(cache_dir)
         self._views: dict[Preprocessing, LoadedDataset] = {}
         self.clean_split = clean_split
 
-    @property
-    def cache_root(self) -> Path:
-        return self._cache_root
-
     def get(self, prep: Preprocessing) -> LoadedDataset:
         if prep not in self._views:
-            decoded = load_or_build(self.index, self.fingerprint, prep, self._cache_root)
+            decoded = load_or_build(self.index, self.fingerprint, prep, self.cache_root)
             self._views[prep] = LoadedDataset(self.index, self.fingerprint, decoded, self.clean_split)
         return self._views[prep]
 
