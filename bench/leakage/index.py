@@ -21,7 +21,7 @@ from bench.errors import BrainbenchError
 from bench.leakage.bands import BAND_KEYS, band_masks
 from bench.leakage.groups import duplicate_groups
 from bench.leakage.pictures import audit_pictures
-from bench.train.store import write_atomically
+from bench.io import write_atomically
 
 # The audit's duplicate threshold. Lower ones leave too few test images: at 0.95 the clean test
 # split of the Kaggle dataset has 173 images and no notumor image at all.

@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.audit.load import DECODE_SIDE, AuditSplit, load_split
 from bench.data.discover import DatasetIndex
-from bench.train.store import write_atomically
+from bench.io import write_atomically
 
 
 def _cache_file(cache_root: Path, fingerprint: str) -> Path:

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.train.store import write_atomically
+from bench.io import write_atomically
 
 ROWS_DIR = "rows"
 

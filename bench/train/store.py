@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from bench.data.fingerprint import file_sha256
 from bench.errors import CheckpointError
+from bench.io import atomic_path, write_atomically
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
@@ -43,19 +42,6 @@ class CheckpointKey:
 
     def folder(self, root: Path) -> Path:
         return Path(root) / self.entry / f"{self.recipe_hash}-{self.fingerprint}"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CheckpointStore:
@@ -88,10 +74,8 @@ class CheckpointStore:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in state_dict.items()}
-        handle, tmp = tempfile.mkstemp(prefix=WEIGHTS + ".", suffix=".tmp", dir=folder)
-        os.close(handle)
-        save_file(tensors, tmp, metadata={"entry": key.entry})
-        os.replace(tmp, folder / WEIGHTS)
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(tensors, tmp, metadata={"entry": key.entry})
         manifest = {
             "format": FORMAT_VERSION,
             "entry": key.entry,
@@ -108,15 +92,8 @@ class CheckpointStore:
     def save_resume(self, key: CheckpointKey, state: dict) -> None:
         """The training state after an epoch (see bench.train.resume), tagged with its key, atomically."""
         path = self.folder(key) / RESUME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=RESUME + ".", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
+        with atomic_path(path) as tmp:
             torch.save({**state, "key": [key.entry, key.recipe_hash, key.fingerprint]}, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def load_resume(self, key: CheckpointKey) -> dict | None:
         """The saved training state of an unfinished checkpoint, None if there is none.
