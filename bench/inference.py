@@ -27,9 +27,9 @@ import zoo
 from bench.data.batches import Normalizer
 from bench.data.cache import Preprocessing
 from bench.data.decode import decode_image
-from bench.data.labels import CLASS_NAMES
 from bench.errors import BrainbenchError, CheckpointError, ImageDecodeError
 from bench.evaluate.predict import predict_logits
+from bench.identity import InputContract
 from bench.train.store import MANIFEST, CheckpointKey, CheckpointStore
 from zoo.entry import ZooEntry
 
@@ -116,18 +116,21 @@ class LoadedModel:
     folder: Path
     device: torch.device
 
+    contract: InputContract  # what the checkpoint was trained on: size, channels, mean/std, classes
+
     @property
     def preprocessing(self) -> Preprocessing:
         """Exactly what the training images went through: size, channels, crop."""
-        m = self.manifest
-        return Preprocessing(m["input_size"], m["in_channels"], bool(m["recipe"]["crop_to_content"]))
+        return Preprocessing(self.contract.size, self.contract.channels, self.contract.crop_to_content)
 
     def describe(self) -> str:
         """One line telling the user which checkpoint answers: folder, data, quality, age."""
         m, prep = self.manifest, self.preprocessing
         crop = ", cropped to content" if prep.crop_to_content else ""
-        return (f"{self.entry.name}: checkpoint {self.folder} (dataset fingerprint {m['dataset_fingerprint']}, "
-                f"best val acc {m['best_val']['acc']:.4f}, trained {m['environment']['date']}, "
+        val_acc = (m.get("best_val") or {}).get("acc")
+        val_text = f"{val_acc:.4f}" if isinstance(val_acc, (int, float)) else "unknown"
+        return (f"{self.entry.name}: checkpoint {self.folder} (dataset fingerprint {m.get('dataset_fingerprint')}, "
+                f"best val acc {val_text}, trained {(m.get('environment') or {}).get('date', 'unknown')}, "
                 f"input {prep.channels}x{prep.size}x{prep.size}{crop})")
 
 
@@ -136,11 +139,12 @@ def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu") -> L
     store, key = key_of_folder(Path(folder))
     entry = zoo.get(key.entry)
     state, manifest = store.load(key)  # verifies the weights' sha256 against the manifest
-    if manifest.get("in_channels") != entry.in_channels:
-        raise CheckpointError(f"checkpoint {store.folder(key)} was trained with {manifest.get('in_channels')} "
+    contract = _contract_of(manifest, store.folder(key))
+    if contract.channels != entry.in_channels:
+        raise CheckpointError(f"checkpoint {store.folder(key)} was trained with {contract.channels} "
                               f"input channels, but {entry.name} now takes {entry.in_channels}")
     # pretrained=False: the checkpoint overwrites every weight, so no ImageNet file is needed here.
-    model = entry.build(input_size=manifest["input_size"], dropout=manifest["recipe"].get("dropout"),
+    model = entry.build(input_size=contract.size, dropout=(manifest.get("recipe") or {}).get("dropout"),
                         pretrained=False)
     try:
         model.load_state_dict(state, strict=True)
@@ -148,7 +152,20 @@ def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu") -> L
         raise CheckpointError(f"checkpoint {store.folder(key)} does not fit {entry.name}: "
                               f"{str(error).splitlines()[0]}") from None
     device = torch.device(device)
-    return LoadedModel(entry, model.to(device).eval(), manifest, store.folder(key), device)
+    return LoadedModel(entry, model.to(device).eval(), manifest, store.folder(key), device, contract)
+
+
+def _contract_of(manifest: dict, folder: Path) -> InputContract:
+    """The input contract the manifest recorded; the zoo's current mean/std may have changed since."""
+    record = manifest.get("input_contract")
+    if not isinstance(record, dict):
+        raise CheckpointError(f"checkpoint {folder} records no input contract (stored by an older brainbench); "
+                              f"train it again")
+    try:
+        return InputContract.from_record(record)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract is damaged ({type(error).__name__}: "
+                              f"{error})") from None
 
 
 # --- predicting -----------------------------------------------------------------------------
@@ -200,6 +217,6 @@ def _probabilities(loaded: LoadedModel, arrays: list[np.ndarray], batch_size: in
     if not arrays:
         return []
     images = torch.from_numpy(np.stack(arrays))
-    normalize = Normalizer(loaded.entry.mean, loaded.entry.std, loaded.device)
+    normalize = Normalizer(loaded.contract.mean, loaded.contract.std, loaded.device)
     probs = torch.softmax(predict_logits(loaded.model, images, normalize, batch_size=batch_size), dim=1)
-    return [dict(zip(CLASS_NAMES, row.tolist(), strict=True)) for row in probs]
+    return [dict(zip(loaded.contract.classes, row.tolist(), strict=True)) for row in probs]

@@ -18,7 +18,7 @@ from bench.pretrain.backbone import UnsupportedBackboneError, find_head, load_ba
 from bench.pretrain.get_or_pretrain import get_or_pretrain
 from bench.pretrain.moco_augment import MocoAugment, augment_view, two_views
 from bench.pretrain.mocov2 import Moco, MocoEncoder, info_nce, queue_size_for
-from bench.pretrain.store_key import backbone_key
+from bench.identity import backbone_identity
 from bench.train import train_or_load as train_or_load_module
 from bench.train.store import HISTORY, MANIFEST, WEIGHTS, CheckpointStore
 from bench.train.train_or_load import checkpoint_key, train_or_load
@@ -189,10 +189,10 @@ def test_own_image_key_in_the_queue_is_not_a_negative():
 def test_pretraining_stores_a_backbone_and_a_second_call_loads_it(data, tmp_path):
     entry, store = tiny_entry(), CheckpointStore(tmp_path / "store")
     first = get_or_pretrain(entry, entry.recipe, data, store, CPU, progress=False)
-    assert not first.loaded and first.key == backbone_key(entry, entry.recipe, data)
+    assert not first.loaded and first.key == backbone_identity(entry, entry.recipe, data).checkpoint_key()
     assert first.key.entry == "resnet18.mocov2-backbone"
-    assert first.key.recipe_hash.startswith(entry.pretraining.hash())
     m = first.manifest
+    assert m["identity"]["recipe_hash"] == entry.pretraining.hash()
     assert m["n_pretrain_images"] == 40 and m["n_val_images_held_out"] == 8  # validation images stay unseen
     assert m["queue_size"] == 32 and m["epochs_run"] == 1 and math.isfinite(m["final_loss"])
     assert (first.folder / HISTORY).read_text().startswith("epoch,loss,instance_acc")
@@ -208,8 +208,7 @@ def test_pretraining_stores_a_backbone_and_a_second_call_loads_it(data, tmp_path
 def test_moco_recipe_is_part_of_the_fine_tuned_key(data):
     entry, other = tiny_entry(), tiny_entry(seed=1)
     key, other_key = checkpoint_key(entry, entry.recipe, data), checkpoint_key(other, entry.recipe, data)
-    assert key.recipe_hash == f"{entry.recipe.hash()}-{entry.pretraining.hash()}"
-    assert key != other_key
+    assert key != other_key and key.entry == other_key.entry and key.fingerprint == other_key.fingerprint
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """`brainbench predict` and bench/inference.py on real, tiny checkpoints trained here."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -110,8 +111,8 @@ def test_crop_setting_of_the_checkpoint_is_applied(trained):
     _, store = trained
     loaded = load_checkpoint(latest_checkpoint(store, "cnn1.scratch"))
     cropped = predict_images(loaded, IMAGES)
-    loaded.manifest["recipe"]["crop_to_content"] = False
-    uncropped = predict_images(loaded, IMAGES)
+    uncropped = predict_images(dataclasses.replace(
+        loaded, contract=dataclasses.replace(loaded.contract, crop_to_content=False)), IMAGES)
     differences = [abs(a.probabilities[c] - b.probabilities[c])
                    for a, b in zip(cropped, uncropped) for c in CLASS_NAMES]
     assert max(differences) > 1e-4

@@ -33,7 +33,7 @@ def test_training_smoke_on_embedded_dataset(setup):
     assert m["epochs_run"] == 2 and 1 <= m["best_epoch"] <= 2
     assert 0.0 <= m["best_val"]["acc"] <= 1.0
     assert m["dataset_fingerprint"] == data.fingerprint == m["dataset"]["fingerprint"]
-    assert m["recipe_hash"] == recipe.hash() and m["recipe"]["epochs"] == 2
+    assert m["identity"]["recipe_hash"] == recipe.hash() and m["recipe"]["epochs"] == 2
     assert m["val_split"]["n_val"] == 48 and m["val_split"]["n_train"] == 272  # 15% of 320, stratified
     assert m["environment"]["torch"] == torch.__version__
     with open(trained.checkpoint_dir / HISTORY) as handle:

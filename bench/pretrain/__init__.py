@@ -4,7 +4,6 @@
     moco_augment.py     MoCo v2 views for grayscale MRI, batched and seeded
     mocov2.py           the MoCo v2 model: query/key encoders, queue, InfoNCE loss
     pretrain_loop.py    the pretraining loop over the training part of Training
-    store_key.py        where a pretrained backbone lives in the checkpoint store
-    get_or_pretrain.py  load the stored backbone, or pretrain and store it
+    get_or_pretrain.py  load the stored backbone (keyed by bench.identity), or pretrain and store it
     linear_probe.py     frozen features -> logistic regression -> test accuracy
 """

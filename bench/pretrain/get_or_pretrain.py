@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from bench.data.dataset import LoadedDataset, train_val_split
+from bench.data.dataset import LoadedDataset
 from bench.environment import environment
 from bench.errors import CheckpointError
+from bench.identity import backbone_identity
 from bench.pretrain.backbone import load_backbone_into
 from bench.pretrain.pretrain_loop import pretrain_moco
-from bench.pretrain.store_key import backbone_context, backbone_key
 from bench.train.store import CheckpointKey, CheckpointStore
 from zoo.entry import ZooEntry
 from zoo.recipe import Recipe
@@ -50,7 +50,8 @@ def _fits(entry: ZooEntry, state: dict[str, torch.Tensor]) -> bool:
 def get_or_pretrain(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore,
                     device: torch.device, *, fresh: bool = False, progress: bool = True) -> PretrainedBackbone:
     """The backbone for fine-tuning `entry` with `recipe` on `data`; pretrains only if none is stored."""
-    moco, key = entry.pretraining, backbone_key(entry, recipe, data)
+    moco, identity = entry.pretraining, backbone_identity(entry, recipe, data)
+    key = identity.checkpoint_key()
     if store.exists(key) and not fresh:
         try:
             state, manifest = store.load(key)
@@ -61,7 +62,8 @@ def get_or_pretrain(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store:
 
     store.begin(key)
     # Only the images fine-tuning trains on: the validation part of Training stays unseen.
-    train, val = train_val_split(data.decoded.train, recipe.val_fraction, recipe.seed)
+    # On the clean split, too: the split fine-tuning uses, whose validation keeps duplicate groups whole.
+    train, val = data.train_val_split(recipe.val_fraction, recipe.seed)
     result = pretrain_moco(entry, moco, train.images, device, progress=progress, label=entry.name,
                            on_epoch=lambda history: store.write_history(key, history))
     manifest = {
@@ -69,7 +71,7 @@ def get_or_pretrain(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store:
         "arch": entry.arch,
         "moco_recipe": moco.as_dict(),
         "moco_recipe_hash": moco.hash(),
-        "context": backbone_context(entry, recipe, data),
+        "identity": identity.record(),
         "dataset": data.record(),
         "n_pretrain_images": len(train),
         "n_val_images_held_out": len(val),

@@ -11,15 +11,17 @@ from pathlib import Path
 import torch
 
 import zoo
+from bench.crossdata.evaluate import ExternalSets, external_columns
 from bench.data.batches import Normalizer, to_model_input
 from bench.data.cache import Preprocessing
 from bench.data.dataset import LoadedDataset
-from bench.crossdata.evaluate import ExternalSets, external_columns
 from bench.data.labels import CLASS_NAMES
 from bench.deploy import deployment_row
 from bench.evaluate.efficiency import efficiency_row
 from bench.evaluate.metrics import classification_metrics
 from bench.evaluate.predict import predict_logits
+from bench.identity import ResultIdentity, training_recipe_hash
+from bench.io import atomic_path
 from bench.leakage.columns import leakage_columns
 from bench.leakage.index import LeakageIndex
 from bench.pretrain.linear_probe import linear_probe_row
@@ -27,10 +29,10 @@ from bench.suites import SuiteRun
 from bench.train.loop import autocast_dtype_for
 from bench.train.settings import DEFAULT_SETTINGS, TrainSettings
 from bench.train.store import HISTORY, WEIGHTS, CheckpointStore
-from bench.train.train_or_load import TrainedModel, recipe_key_hash, train_or_load
+from bench.train.train_or_load import TrainedModel, train_or_load
 from zoo.entry import ZooEntry
-from zoo.weights import WeightsUnavailableError, find_weights
 from zoo.recipe import Recipe
+from zoo.weights import WeightsUnavailableError, find_weights
 
 ENTRIES_DIR = "entries"
 PREDICTIONS_CSV = "test_predictions.csv"
@@ -46,12 +48,14 @@ class Evaluation:
 
 
 def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str, run_id: str | None = None,
-                     setting: str = "", split: str = "official") -> dict:
-    """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study)."""
+                     setting: str = "", split: str = "official", identity: ResultIdentity | None = None) -> dict:
+    """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study);
+    `result_key` is the hash of everything that makes it this result (bench.identity)."""
     columns = {"entry": run_id or entry.name, "zoo_entry": entry.name, "arch": entry.arch,
-               "variant": entry.variant, "recipe_hash": recipe_key_hash(entry, recipe),
+               "variant": entry.variant, "recipe_hash": training_recipe_hash(entry, recipe),
                "dataset_fingerprint": fingerprint, "split": split, "seed": recipe.seed,
-               "input_size": recipe.input_size or entry.input_size, "in_channels": entry.in_channels}
+               "input_size": recipe.input_size or entry.input_size, "in_channels": entry.in_channels,
+               "result_key": identity.hash() if identity is not None else None}
     return columns | ({"setting": setting} if setting else {})
 
 
@@ -90,8 +94,8 @@ def test_columns(trained: TrainedModel, entry: ZooEntry, data: LoadedDataset, de
 
 
 def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as out:
+    # Read later by the McNemar tests: a torn file would silently change their image set.
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["path", "label", "predicted", *(f"p_{c}" for c in CLASS_NAMES)])
         for rel, label, p in zip(paths, labels, probs):
@@ -143,11 +147,11 @@ def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedData
 def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device: torch.device,
               out_dir: Path, *, measure: tuple[str, ...], fresh: bool, stage: Stage, view_for: ViewFor,
               modes: tuple[str, ...] = ("eager",), evaluation: Evaluation = Evaluation(),
-              settings: TrainSettings = DEFAULT_SETTINGS) -> dict:
+              settings: TrainSettings = DEFAULT_SETTINGS, identity: ResultIdentity | None = None) -> dict:
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
-    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant, evaluation.split)
+    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant, evaluation.split, identity)
     if entry.variant == "external":
         stage("loading external model")
         trained = external_trained(entry, device)

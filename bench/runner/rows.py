@@ -39,17 +39,21 @@ def write_row(out_dir: Path, row: dict) -> None:
 
 
 def read_row(out_dir: Path, entry: str) -> dict | None:
+    """The row on disk; None if there is none. A file that cannot be read is not an absence:
+    it comes back as a `damaged` row naming its path, so the leaderboard shows it (and the
+    runner computes it again) instead of the entry silently disappearing."""
     path = row_path(out_dir, entry)
     try:
-        return json.loads(path.read_text())
+        row = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged row is simply recomputed
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return damaged_row(entry, path, f"{type(error).__name__}: {error}")
+    if not isinstance(row, dict) or row.get("entry") != entry:
+        return damaged_row(entry, path, "not a result row of this entry")
+    return row
 
 
-def is_reusable(row: dict | None, recipe_hash: str, fingerprint: str, measured: str) -> bool:
-    """A finished row for the same recipe, the same data and the same measurements: nothing to
-    recompute. (Measuring more, e.g. a new latency mode, reloads the checkpoint; it never retrains.)"""
-    return (row is not None and row.get("status") == "ok" and row.get("recipe_hash") == recipe_hash
-            and row.get("dataset_fingerprint") == fingerprint and row.get("measured", "") == measured)
+def damaged_row(entry: str, path: Path, why: str) -> dict:
+    return {"entry": entry, "status": "damaged", "error": f"row file {path} cannot be read ({why})",
+            "row_file": str(path)}

@@ -23,7 +23,9 @@ from bench.data.dataset import LoadedDataset
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
 from bench.environment import environment
-from bench.errors import BrainbenchError
+from bench.errors import BrainbenchError, CheckpointError
+from bench.identity import ResultIdentity, same_result, training_identity
+from bench.io import write_text_atomically
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD, LeakageIndex, build_leakage_index
 from bench.leakage.pictures import audit_pictures
 from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
@@ -31,12 +33,11 @@ from bench.report import RESULTS_JSON, write_report
 from bench.report.rows import ranked
 from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
-from bench.runner.rows import dump_json, is_reusable, read_row, write_row
+from bench.runner.rows import dump_json, read_row, write_row
 from bench.runner.significance import compare_with_top
 from bench.suites import Suite, SuiteRun
 from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
-from bench.train.train_or_load import recipe_key_hash
 
 log = logging.getLogger("brainbench")
 
@@ -112,8 +113,7 @@ def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: 
     first_line = (str(error).strip().splitlines() or [""])[0]
     message = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
     error_file = out_dir / ENTRIES_DIR / run.run_id / "error.txt"
-    error_file.parent.mkdir(parents=True, exist_ok=True)
-    error_file.write_text("".join(traceback.format_exception(error)))
+    write_text_atomically(error_file, "".join(traceback.format_exception(error)))
     log.error("%s failed: %s (traceback in %s); continuing with the next entry", run.run_id, message, error_file)
     identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.variant, split)
     return {**identity, "status": "failed", "error": message}
@@ -164,17 +164,21 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
         label = f"[{number}/{len(runs)}] {run.run_id}"
         prep = _preprocessing(run)
         previous = read_row(out_dir, run.run_id)
-        if not options.fresh and is_reusable(previous, recipe_key_hash(run.entry, run.recipe), data.fingerprint,
-                                             measured):
-            tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
-            continue
+        identity = training_identity(run.entry, run.recipe, data, measured)
+        if previous is not None and previous.get("status") == "damaged":
+            tqdm.write(f"{label}: {previous['error']}; computing it again")
+        if not options.fresh and same_result(previous, identity):
+            if _checkpoint_verifies(run, identity, options.store):
+                tqdm.write(f"{label}: finished row found, skipping (use --fresh to recompute)")
+                continue
+            tqdm.write(f"{label}: finished row found, but its checkpoint is gone or damaged: computing it again")
         started = time.perf_counter()
         try:
             view = data.get(prep)
             row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
                             fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"),
                             view_for=data.get, modes=suite.modes, evaluation=evaluation,
-                            settings=TrainSettings(options.nproc, options.compile_step))
+                            settings=TrainSettings(options.nproc, options.compile_step), identity=identity)
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
             row = _failed_row(run, data.fingerprint, error, out_dir, options.split)
@@ -191,6 +195,18 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     return out_dir
 
 
+def _checkpoint_verifies(run: SuiteRun, identity: ResultIdentity, store: CheckpointStore) -> bool:
+    """A row stands for its checkpoint: reusable only while that still loads and verifies
+    (an interrupted --fresh retraining, for one, removes the manifest before it trains)."""
+    if run.entry.variant == "external":  # an imported model is its own file, hashed when it was registered
+        return True
+    try:
+        store.load(identity.checkpoint_key())
+        return True
+    except CheckpointError:
+        return False
+
+
 def _summary(row: dict) -> str:
     if row["status"] != "ok":
         return f"not run: {row['error']}"
@@ -204,8 +220,9 @@ def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, 
 
     Only rows of this dataset (same fingerprint) are gathered: one leaderboard never mixes data.
     """
-    rows = [row for name in suite.run_ids()
-            if (row := read_row(out_dir, name)) is not None and row.get("dataset_fingerprint") == dataset["fingerprint"]]
+    # A damaged row cannot say which data it belongs to; it is shown (as damaged) rather than lost.
+    rows = [row for name in suite.run_ids() if (row := read_row(out_dir, name)) is not None
+            and (row.get("status") == "damaged" or row.get("dataset_fingerprint") == dataset["fingerprint"])]
     leakage = evaluation.leakage
     rank_key = "clean_acc" if evaluation.split == "clean" else "test_acc"
     results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,

@@ -13,6 +13,7 @@ from bench.data.batches import Normalizer
 from bench.data.dataset import LoadedDataset
 from bench.environment import environment
 from bench.errors import CheckpointError, DistributedError
+from bench.identity import training_identity
 from bench.pretrain.backbone import load_backbone_into
 from bench.pretrain.get_or_pretrain import get_or_pretrain
 from bench.train import distributed, resume
@@ -35,17 +36,9 @@ class TrainedModel:
     loaded: bool  # True: came from the store; False: trained in this call
 
 
-def recipe_key_hash(entry: ZooEntry, recipe: Recipe) -> str:
-    """Everything that decides what training produces, hashed: the recipe, and for a mocov2 entry
-    its MoCo recipe too (another backbone means another fine-tuned model). Checkpoints and
-    result rows are both keyed by it."""
-    if entry.pretraining is not None:
-        return f"{recipe.hash()}-{entry.pretraining.hash()}"
-    return recipe.hash()
-
-
 def checkpoint_key(entry: ZooEntry, recipe: Recipe, data: LoadedDataset) -> CheckpointKey:
-    return CheckpointKey(entry.name, recipe_key_hash(entry, recipe), data.split_key)
+    """Where `entry` trained with `recipe` on `data` lives in the store (see bench.identity)."""
+    return training_identity(entry, recipe, data).checkpoint_key()
 
 
 def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> dict | None:
@@ -94,7 +87,8 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     Inside a torchrun process group every rank calls this; rank 0 alone writes the store. With
     `settings.nproc` > 1 outside one, the training runs in that many torchrun processes instead.
     """
-    key = checkpoint_key(entry, recipe, data)
+    identity = training_identity(entry, recipe, data)
+    key = identity.checkpoint_key()
     ranks = distributed.current()
     if distributed.launched_by_torchrun() and not ranks.active:
         raise DistributedError("started by torchrun without a process group: every process would train alone; "
@@ -135,8 +129,10 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
                              save_state=(lambda state: store.save_resume(key, state)) if writes else None)
     manifest = {
         "recipe": recipe.as_dict(),
-        "input_size": recipe.input_size or entry.input_size,
-        "in_channels": entry.in_channels,
+        "input_size": identity.contract.size,
+        "in_channels": identity.contract.channels,
+        "input_contract": identity.contract.record(),  # predict normalizes and names classes from this
+        "identity": identity.record(),
         "dataset": data.record(),
         "val_split": {"fraction": recipe.val_fraction, "seed": recipe.seed, "n_train": len(train), "n_val": len(val),
                       "duplicate_groups_kept_whole": data.clean_split is not None},
