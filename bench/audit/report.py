@@ -11,6 +11,7 @@ from tabulate import tabulate
 from bench.audit.audit import DUPLICATE_KINDS, KINDS, AuditResult, Match
 from bench.data.labels import CLASS_NAMES
 from bench.environment import environment
+from bench.io import atomic_path, write_text_atomically
 from bench.leakage.bands import BANDS
 
 MAX_LISTED = 50  # rows of label conflicts and within-split pairs shown in report.md; CSVs hold all
@@ -20,7 +21,7 @@ PAIR_COLUMNS = ("split", "file", "label", "other_file", "other_label", "similari
 
 
 def write_duplicates_csv(result: AuditResult, path: Path) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for m in result.test_vs_train:
@@ -28,7 +29,7 @@ def write_duplicates_csv(result: AuditResult, path: Path) -> None:
 
 
 def write_within_csv(result: AuditResult, path: Path) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(PAIR_COLUMNS)
         for split, pairs in result.within.items():
@@ -141,4 +142,4 @@ def write_report(result: AuditResult, path: Path, fingerprint: str) -> None:
         lines += [f"## Unreadable images skipped ({len(result.skipped)})", ""]
         lines += [f"- `{s['path']}`: {s['reason']}" for s in result.skipped] + [""]
     lines += [f"Time: {seconds}.", ""]
-    path.write_text("\n".join(lines))
+    write_text_atomically(path, "\n".join(lines))

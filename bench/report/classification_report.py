@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.io import write_text_atomically
 from bench.report.fmt import NA, missing, num, pct, pct_interval
 from bench.report.rows import class_names, class_support, entry_dir, is_ok
 
@@ -20,8 +21,7 @@ def write_classification_reports(results: dict, out_dir: Path) -> list[Path]:
     written = []
     for row in filter(is_ok, results["rows"]):
         path = entry_dir(Path(out_dir), row["entry"]) / REPORT_TXT
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(classification_report(row, classes), encoding="utf-8")
+        write_text_atomically(path, classification_report(row, classes))
         written.append(path)
     return written
 

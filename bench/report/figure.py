@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench.io import atomic_path
+
 DPI = 120
 
 
@@ -19,7 +21,8 @@ def save_figure(fig, path: Path) -> Path:
     try:
         fig.tight_layout()
         # bbox "tight" as well: long tick labels (class names with counts) are never clipped.
-        fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.1)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.1)
     finally:
         plt.close(fig)
     return path

@@ -166,7 +166,7 @@ def significance_cell(row: dict, comparisons: dict | None) -> str:
         return "reference"
     test = comparisons["rows"].get(row["entry"])
     if test is None:
-        return NA
+        return "skipped" if row["entry"] in comparisons.get("skipped", {}) else NA
     p = test["p_value"]
     text = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
     return text + (" (n.s.)" if not test["significant"] else "")

@@ -6,13 +6,23 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.io import write_text_atomically
 from bench.report.history import history_path
+from bench.report.honesty import (
+    CLEAN_NOTE,
+    LEAKAGE_NOTE,
+    SEEDS_NOTE,
+    clean_balance_table,
+    clean_table,
+    external_sections,
+    header_paragraph,
+    leakage_table,
+    seeds_table,
+)
 from bench.report.leaderboard_csv import write_leaderboard_csv
+from bench.report.leakage_plot import LEAKAGE_PNG
 from bench.report.modes import tradeoff_file_names
 from bench.report.provenance import provenance_markdown
-from bench.report.honesty import (CLEAN_NOTE, LEAKAGE_NOTE, SEEDS_NOTE, clean_balance_table, clean_table,
-                                   external_sections, header_paragraph, leakage_table, seeds_table)
-from bench.report.leakage_plot import LEAKAGE_PNG
 from bench.report.rows import class_names, entry_link, has_confusion, is_ok, rank_key, ranked
 from bench.report.tables import PROBE_NOTE, latency_tables, main_table, per_class_table, probe_table
 
@@ -40,7 +50,7 @@ def write_leaderboard(results: dict, out_dir: Path, plot_mode: str = "eager") ->
     rows = ranked(results["rows"], rank_key(results))
     classes = class_names(results)
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
-    md_path.write_text(leaderboard_markdown(results, out_dir, plot_mode), encoding="utf-8")
+    write_text_atomically(md_path, leaderboard_markdown(results, out_dir, plot_mode))
     write_leaderboard_csv(rows, classes, csv_path)
     return [md_path, csv_path]
 
@@ -82,9 +92,15 @@ LATENCY_NOTE = ("Model-only latency: inputs already on the device, warm-up first
 def _significance_note(comparisons: dict | None) -> str:
     if not comparisons:
         return ""
-    return (f" \"vs top\" is a paired exact McNemar test of each entry against `{comparisons['reference']}` on "
-            f"the same {comparisons['images']}: \"(n.s.)\" marks a difference from the top entry that is not "
-            f"significant at {100 * comparisons['level']:g} %.")
+    note = ""
+    if comparisons.get("reference"):
+        note = (f" \"vs top\" is a paired exact McNemar test of each entry against `{comparisons['reference']}` on "
+                f"the same {comparisons['images']}: \"(n.s.)\" marks a difference from the top entry that is not "
+                f"significant at {100 * comparisons['level']:g} %.")
+    skipped = comparisons.get("skipped") or {}
+    if skipped:
+        note += " Left out of the test: " + "; ".join(f"`{run_id}`: {why}" for run_id, why in sorted(skipped.items())) + "."
+    return note
 
 
 def _honesty_sections(results: dict, rows: list[dict], out_dir: Path) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from bench.io import atomic_path
 from bench.report.modes import latency_modes
 
 IDENTITY = ("entry", "zoo_entry", "setting", "seed", "split", "arch", "variant", "status", "error", "recipe_hash",
@@ -35,7 +36,7 @@ def csv_columns(rows: list[dict], classes: tuple[str, ...]) -> list[str]:
 
 def write_leaderboard_csv(ranked_rows: list[dict], classes: tuple[str, ...], path: Path) -> None:
     columns = csv_columns(ranked_rows, classes)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         rank = 0

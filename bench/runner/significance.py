@@ -12,31 +12,50 @@ from bench.evaluate.mcnemar import SIGNIFICANCE_LEVEL, mcnemar
 from bench.runner.entry_pipeline import ENTRIES_DIR, PREDICTIONS_CSV
 
 
-def _correct_by_image(out_dir: Path, run_id: str) -> dict[str, bool] | None:
+class UnreadablePredictions(Exception):
+    """An entry's test_predictions.csv is missing or cannot be read; the message says which and why."""
+
+
+def _correct_by_image(out_dir: Path, run_id: str) -> dict[str, bool]:
     path = out_dir / ENTRIES_DIR / run_id / PREDICTIONS_CSV
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8") as handle:
             return {r["path"]: r["label"] == r["predicted"] for r in csv.DictReader(handle)}
-    except (OSError, KeyError):
-        return None
+    except FileNotFoundError:
+        raise UnreadablePredictions(f"no {path}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UnreadablePredictions(f"{path} cannot be read ({type(error).__name__}: {error})") from None
+    except KeyError as error:
+        raise UnreadablePredictions(f"{path} has no column {error}") from None
 
 
 def compare_with_top(rows: list[dict], out_dir: Path, rank_key: str, images: set[str] | None) -> dict | None:
-    """{"reference", "rank_key", "images", "level", "rows": {run id: {b, c, p_value, significant}}}.
+    """{"reference", "rank_key", "images", "level", "rows": {run id: {b, c, p_value, significant}},
+    "skipped": {run id: why}}.
 
     `rows` are ranked best first by `rank_key`; `images` limits the test to those test images
-    (the clean split), None uses all. Rows without predictions on disk are left out.
+    (the clean split), None uses all. A ranked row whose predictions cannot be read, or that shares
+    no image with the top row, is listed under "skipped" with the reason, never dropped silently.
     """
-    correct = {r["entry"]: c for r in rows if r.get("status") == "ok" and r.get(rank_key) is not None
-               and (c := _correct_by_image(out_dir, r["entry"])) is not None}
+    correct, skipped = {}, {}
+    for row in rows:
+        if row.get("status") != "ok" or row.get(rank_key) is None:
+            continue  # not ranked: the leaderboard shows why it did not run
+        try:
+            correct[row["entry"]] = _correct_by_image(out_dir, row["entry"])
+        except UnreadablePredictions as error:
+            skipped[row["entry"]] = str(error)
     if len(correct) < 2:
-        return None
+        return {"reference": None, "rows": {}, "skipped": skipped} if skipped else None
     top = next(r["entry"] for r in rows if r["entry"] in correct)
     shared = set(correct[top]) if images is None else set(correct[top]) & images
     compared = {}
     for run_id, other in correct.items():
+        if run_id == top:
+            continue
         common = sorted(shared & set(other))
-        if run_id == top or not common:
+        if not common:
+            skipped[run_id] = f"shares no test image with {top}"
             continue
         test = mcnemar(np.array([correct[top][p] for p in common]), np.array([other[p] for p in common]))
         compared[run_id] = {"n_images": len(common), "top_only_right": test.first_only,
@@ -44,4 +63,4 @@ def compare_with_top(rows: list[dict], out_dir: Path, rank_key: str, images: set
                             "significant": test.significant}
     return {"reference": top, "rank_key": rank_key, "level": SIGNIFICANCE_LEVEL,
             "images": f"{len(shared)} official test images" if images is None else f"{len(shared)} clean test images",
-            "rows": compared}
+            "rows": compared, "skipped": skipped}
