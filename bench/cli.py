@@ -11,6 +11,11 @@ from pathlib import Path
 from bench.commands import audit, bench_train, listing, predict, report, run, train
 from bench.errors import BrainbenchError
 from zoo.registry import UnknownEntryError
+from zoo.weights import WeightsMismatchError, WeightsUnavailableError
+
+# Errors whose message is meant for the user: it names the file or value; no traceback. zoo's own
+# errors are among them (zoo never imports bench, so they cannot derive from BrainbenchError).
+USER_ERRORS = (BrainbenchError, UnknownEntryError, WeightsUnavailableError, WeightsMismatchError, ValueError)
 
 COMMANDS = (listing, train, run, report, predict, audit, bench_train)
 
@@ -32,13 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BRAINBENCH_WEIGHTS"] = str(Path(args.weights_dir).expanduser().resolve())
     try:
         return args.run(args)
-    except (BrainbenchError, UnknownEntryError, ValueError) as error:
-        # Errors meant for the user: their message names the file or value; no traceback.
-        print(f"brainbench: error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"brainbench: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("brainbench: interrupted; finished checkpoints and results are kept", file=sys.stderr)
         return 130
+
+
+def _one_line(error: BaseException) -> str:
+    # KeyError (UnknownEntryError) quotes its message; a multi-line message keeps its first line,
+    # where brainbench's errors say what and where (the rest is detail such as a fetch command).
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return str(text).strip()
 
 
 if __name__ == "__main__":

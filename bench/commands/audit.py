@@ -10,6 +10,7 @@ from bench.audit import run_audit
 from bench.audit.audit import DEFAULT_THRESHOLD
 from bench.audit.report import write_duplicates_csv, write_report, write_within_csv
 from bench.audit.sheet import write_sheet
+from bench.commands.checks import writable_folder
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
 from bench.paths import dataset_dir
@@ -33,13 +34,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.out:
+        writable_folder(args.out, "--out")
     index = discover(dataset_dir(args.data))
     fingerprint = dataset_fingerprint(index)
     # Keyed by fingerprint: an audit describes exact files, and two copies of the dataset that
     # differ by a few files must not overwrite each other's report.
-    out = Path(args.out) if args.out else DEFAULT_OUT / fingerprint
+    out = writable_folder(args.out or DEFAULT_OUT / fingerprint, "--out")
     result = run_audit(index, args.threshold)
-    out.mkdir(parents=True, exist_ok=True)
     write_duplicates_csv(result, out / "duplicates.csv")
     write_within_csv(result, out / "within_split.csv")
     write_sheet(result, out / "pairs_at_threshold.png")

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import zoo
+from bench.commands.checks import writable_file, writable_folder
 from bench.commands.train import add_common_data_options
 from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
 from bench.device import resolve_device
 from bench.environment import environment
-from bench.paths import dataset_dir
-from bench.throughput import (
-    ThroughputSettings,
-    default_workers,
-    markdown_table,
-    measure_train_throughput,
-)
+from bench.io import write_text_atomically
+from bench.paths import dataset_dir, decoded_cache_dir
+from bench.throughput import ThroughputSettings, default_workers, markdown_table, measure_train_throughput
 from zoo.recipe import AUGMENT_POLICIES
 
 NAME = "bench-train"
@@ -70,15 +66,15 @@ def run(args: argparse.Namespace) -> int:
         overrides["augment"] = args.augment
     recipe = entry.recipe.with_overrides(**overrides)
     device = resolve_device(args.device)
+    out = writable_file(args.out, "--out") if args.out else None  # before minutes of measuring
     data = load_dataset(dataset_dir(args.data), Preprocessing(settings.input_size, entry.in_channels,
-                                                              recipe.crop_to_content), args.cache)
+                                                              recipe.crop_to_content),
+                        writable_folder(decoded_cache_dir(args.cache), "--cache"))
     result = measure_train_throughput(entry, recipe, data, settings, device)
     print(markdown_table(result))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         record = {"name": NAME, "environ": environment(device), "config": result.config(),
                   "metrics": result.metrics()}
-        out.write_text(json.dumps(record, indent=2) + "\n")
+        write_text_atomically(out, json.dumps(record, indent=2) + "\n")
         print(f"\nwritten: {out}")
     return 0

@@ -6,10 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from bench.commands.checks import writable_folder
 from bench.commands.train import add_common_data_options, add_training_options
 from bench.device import resolve_device
-from bench.paths import dataset_dir, store_dir
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
+from bench.paths import dataset_dir, decoded_cache_dir, store_dir
 from bench.runner.run_suite import SPLITS, RunOptions, run_suite
 from bench.suites import load_suite
 from bench.train.store import CheckpointStore
@@ -46,9 +47,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite).with_external(args.add_model)
-    options = RunOptions(data_dir=dataset_dir(args.data), out_root=Path(args.out),
-                         store=CheckpointStore(store_dir(args.store)), device=resolve_device(args.device),
-                         cache_dir=args.cache, models=args.models, fresh=args.fresh, split=args.split,
+    # Every place the run writes is checked first: a bad --out must not fail after an hour of training.
+    options = RunOptions(data_dir=dataset_dir(args.data), out_root=writable_folder(args.out, "--out"),
+                         store=CheckpointStore(writable_folder(store_dir(args.store), "--store")),
+                         device=resolve_device(args.device),
+                         cache_dir=writable_folder(decoded_cache_dir(args.cache), "--cache"),
+                         models=args.models, fresh=args.fresh, split=args.split,
                          clean_threshold=args.clean_threshold, external=tuple(Path(d) for d in args.external),
                          nproc=args.nproc, compile_step=args.compile_step)
     started = time.perf_counter()

@@ -6,10 +6,11 @@ import argparse
 import time
 
 import zoo
+from bench.commands.checks import writable_folder
 from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
 from bench.device import resolve_device
-from bench.paths import dataset_dir, store_dir
+from bench.paths import dataset_dir, decoded_cache_dir, store_dir
 from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
 from bench.train.train_or_load import train_or_load
@@ -91,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
     entry = zoo.get(args.entry)
     recipe = recipe_from_args(entry, args)
     device = resolve_device(args.device)
+    store = CheckpointStore(writable_folder(store_dir(args.store), "--store"))
+    cache = writable_folder(decoded_cache_dir(args.cache), "--cache")
     prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
-    data = load_dataset(dataset_dir(args.data), prep, args.cache)
+    data = load_dataset(dataset_dir(args.data), prep, cache)
     started = time.perf_counter()
-    trained = train_or_load(entry, recipe, data, CheckpointStore(store_dir(args.store)), device, fresh=args.fresh,
+    trained = train_or_load(entry, recipe, data, store, device, fresh=args.fresh,
                             settings=TrainSettings(args.nproc, args.compile_step))
     _print_summary(entry.name, trained, data.record(), time.perf_counter() - started)
     return 0

@@ -1,0 +1,42 @@
+"""Checks every command makes before any work: where it will write, which device it will use.
+
+They run first so that a typo in `--out` fails in a second, not after the first entry has
+trained for an hour.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from bench.errors import OptionError
+
+
+def writable_folder(path: Path | str, option: str) -> Path:
+    """`path` as a folder brainbench can write into (created if missing); OptionError naming the
+    option and the obstacle (a regular file on the way, no permission) otherwise."""
+    path = Path(path).expanduser()
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise OptionError(f"{option} {path}: {ancestor} is a file, not a folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Writing a probe is the only check that cannot disagree with the file system (read-only
+        # mounts, ACLs, quotas on a full disk); root ignores the permission bits os.access reads.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise OptionError(f"{option} {path}: cannot write there ({error.strerror or error})") from None
+    return path
+
+
+def writable_file(path: Path | str, option: str) -> Path:
+    """A file path whose folder is writable and which is not itself a folder."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OptionError(f"{option} {path}: is a folder; give a file name")
+    writable_folder(path.parent if str(path.parent) else Path(os.curdir), option)
+    return path
