@@ -23,3 +23,15 @@ class OptionError(BrainbenchError):
 
 class DistributedError(BrainbenchError):
     """A multi-process (torchrun) training cannot start or did not finish."""
+
+
+class TrainingDivergedError(BrainbenchError):
+    """Training produced a non-finite loss (nan or inf); nothing was stored from it."""
+
+
+class CheckpointBusyError(BrainbenchError):
+    """Another process is training the same checkpoint right now: its lock file in the store is held."""
+
+
+class CacheError(BrainbenchError):
+    """A cache (decoded images, audit pictures) cannot be written: full disk, read-only folder."""

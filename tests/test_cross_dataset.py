@@ -75,3 +75,78 @@ def test_yes_no_copy_of_the_shared_test_split(shared_dataset, tmp_path):
     external = discover_external(tmp_path / "brain-yes-no")
     assert counts == {"yes": 906, "no": 405}
     assert external.binary and len(external.samples) == 1311
+
+
+def _noise_png(path, seed: int) -> None:
+    from PIL import Image
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32), dtype=np.uint8)).save(path)
+
+
+def test_external_folder_walk_follows_no_folder_link_and_reads_regular_files_once(tmp_path, caplog):
+    import os
+
+    from bench.data.entries import FOLDER_LINK
+
+    root = tmp_path / "ext"
+    for folder, n in (("yes", 3), ("no", 2)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            _noise_png(root / folder / f"{i}.png", seed=10 * len(folder) + i)
+    os.symlink("..", root / "yes" / "up")  # inside a class folder: would relabel every "no" image
+    (root / "scans").mkdir()
+    os.symlink("..", root / "scans" / "again")  # outside class folders: recursed forever before
+    os.mkfifo(root / "no" / "x.jpg")
+    os.symlink("../yes/0.png", root / "no" / "link.png")
+    external = discover_external(root)
+    assert external.class_counts() == {"notumor": 2, "tumor": 3}
+    assert {e["path"]: e["reason"] for e in external.skipped_entries} == {
+        "no/link.png": "the same file as yes/0.png (counted once)", "no/x.jpg": "not a regular file (a FIFO)",
+        "scans/again": FOLDER_LINK, "yes/up": FOLDER_LINK}
+    assert external.record()["n_unusable_entries_skipped"] == 4
+    assert "skipping scans/again" in caplog.text
+
+
+def test_external_images_the_audit_could_not_read_are_never_counted_as_new(kaggle_dataset, tmp_path):
+    import torch
+
+    from bench.audit.load import load_split
+    from bench.crossdata.evaluate import ExternalSets, external_columns
+    from bench.data.cache import Preprocessing
+    from bench.data.discover import discover
+    from zoo.registry import get
+
+    train = load_split("train", discover(kaggle_dataset).train, [])
+    root = tmp_path / "ext"
+    (root / "yes").mkdir(parents=True)
+    (root / "no").mkdir()
+    shutil.copy(kaggle_dataset / "Training/glioma/img_000.png", root / "yes/repeat.png")
+    _noise_png(root / "no/new.png", seed=1)
+    (root / "no/late.png").write_bytes(b"not an image yet")  # unreadable while the set is audited
+    sets = ExternalSets([root], train, threshold=0.99)
+    _noise_png(root / "no/late.png", seed=2)  # readable by the time it is scored
+    record = sets.record()[0]
+    assert (record["n_audited"], record["n_repeating_training_image"], record["n_new_to_training"],
+            record["n_not_audited"]) == (2, 1, 1, 1)
+    assert [s["path"] for s in record["unreadable_skipped"]] == ["no/late.png"]
+    entry = get("cnn0.scratch")
+    model = entry.build(input_size=32, pretrained=False).eval()
+    columns = external_columns(model, entry, Preprocessing(32, entry.in_channels), sets, torch.device("cpu"))
+    assert columns["ext_ext_n"] == 3  # every readable image is scored on the whole set
+    assert columns["ext_ext_new_n"] == 1  # but only audited, non-repeating ones count as new
+    assert (columns["ext_ext_n_not_audited"], columns["ext_ext_n_unreadable"]) == (1, 0)
+
+
+def test_yes_no_copy_links_regular_files_only(tmp_path):
+    import os
+
+    split = tmp_path / "Testing"
+    (split / "glioma").mkdir(parents=True)
+    _noise_png(split / "glioma" / "a.png", seed=3)
+    _noise_png(tmp_path / "outside.png", seed=4)
+    os.symlink("../../outside.png", split / "glioma" / "link.png")  # relative: a hard link to it would dangle
+    os.symlink("a.png", split / "glioma" / "same.png")  # the same file as a.png: copied once
+    os.mkfifo(split / "glioma" / "x.jpg")
+    assert write_yes_no_copy(split, tmp_path / "out") == {"yes": 2, "no": 0}
+    copied = sorted((tmp_path / "out" / "yes").iterdir())
+    assert [p.name for p in copied] == ["glioma_a.png", "glioma_link.png"]
+    assert all(p.is_file() and not p.is_symlink() for p in copied)

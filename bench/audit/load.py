@@ -40,8 +40,10 @@ class AuditSplit:
 
 def _one(sample: Sample):
     try:
-        data = sample.path.read_bytes()
+        # Decode first: decode_image refuses anything but a regular file, which read_bytes()
+        # would open (and a FIFO would block it forever).
         pixels = decode_image(sample.path, DECODE_SIDE, 1)[0]
+        data = sample.path.read_bytes()
     except (OSError, ImageDecodeError) as error:
         return None, None, str(error)
     return hashlib.sha256(data).hexdigest(), pixels, None

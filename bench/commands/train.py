@@ -107,7 +107,8 @@ def _print_summary(name: str, trained, data: dict, seconds: float) -> None:
     m = trained.manifest
     best = m["best_val"]
     print(f"data: {data['path']} (fingerprint {data['fingerprint']}, {data['n_train_images']} training images, "
-          f"{data['n_unreadable_skipped']} unreadable skipped, {data['n_non_image_files_skipped']} non-image files)")
+          f"{data['n_unreadable_skipped']} unreadable skipped, {data['n_non_image_files_skipped']} non-image files, "
+          f"{data.get('n_unusable_entries_skipped', 0)} unusable entries)")
     if trained.loaded:
         print(f"{name}: loaded stored checkpoint in {seconds:.1f} s (trained {m['epochs_run']} epochs, "
               f"best val acc {best['acc']:.4f} at epoch {m['best_epoch']})")

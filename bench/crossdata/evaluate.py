@@ -40,11 +40,18 @@ class AuditedExternal:
     threshold: float
     skipped: list[dict] = field(default_factory=list)
 
+    def is_new(self, rel: str) -> bool:
+        """Audited and repeating no training image. An image the audit could not read is not
+        known to be new, so it never counts as new."""
+        return rel in self.overlap and not self.overlap[rel]
+
     def record(self) -> dict:
         n = len(self.overlap)
         n_overlap = sum(self.overlap.values())
         return self.data.record() | {"overlap_threshold": self.threshold, "n_audited": n,
                                      "n_repeating_training_image": n_overlap,
+                                     "n_new_to_training": n - n_overlap,
+                                     "n_not_audited": len(self.data.samples) - n,
                                      "repeating_share": n_overlap / n if n else None,
                                      "unreadable_skipped": self.skipped}
 
@@ -100,9 +107,12 @@ def external_columns(model: torch.nn.Module, entry: ZooEntry, prep: Preprocessin
         labels = np.array(task_labels(decoded.folder_labels, binary))
         preds = np.array(task_predictions(logits.argmax(1).tolist(), binary))
         classes = task_classes(binary)
-        new = np.array([not audited.overlap.get(rel, False) for rel in decoded.rels], dtype=bool)
+        new = np.array([audited.is_new(rel) for rel in decoded.rels], dtype=bool)
         prefix = f"ext_{audited.data.name}_"
         columns[prefix + "task"] = audited.data.task
+        # Neither scored as new nor as repeating: counted apart, so that no column hides them.
+        columns[prefix + "n_unreadable"] = len(audited.data.samples) - len(decoded.rels)
+        columns[prefix + "n_not_audited"] = sum(rel not in audited.overlap for rel in decoded.rels)
         columns |= {prefix + k: v for k, v in present_class_metrics(labels, preds, classes).items()}
         columns |= {prefix + "new_" + k: v
                     for k, v in present_class_metrics(labels[new], preds[new], classes).items()

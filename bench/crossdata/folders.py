@@ -2,7 +2,9 @@
 
 Every folder whose name is a class (any spelling the loader accepts, or yes/no, tumor/notumor)
 labels the images below it; other folders (Training/, Testing/, a release name) are walked
-through. All images found are test images: nothing here is ever trained on.
+through. All images found are test images: nothing here is ever trained on. Folders are walked by
+the dataset's rules (`bench/data/entries.py`): regular files only, each once, and folder links are
+never followed, so a link such as `up -> ..` can neither loop nor relabel images.
 
 A set with a tumor/no-tumor folder pair is a two-class task: its glioma, meningioma and
 pituitary images, if any, count as tumor, and a four-class prediction counts as tumor unless
@@ -16,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.discover import IMAGE_SUFFIXES, Sample, is_hidden
+from bench.data.discover import IMAGE_SUFFIXES, Sample
+from bench.data.entries import FolderWalk
 from bench.data.labels import CLASS_NAMES, EXTERNAL_CLASS_NAMES, NO_TUMOR, TUMOR, external_class_name
 from bench.errors import DatasetError
 
@@ -30,6 +33,7 @@ class ExternalSet:
     name: str  # column-name part: the folder's name, made safe
     samples: tuple[Sample, ...]  # label: index into EXTERNAL_CLASS_NAMES
     binary: bool  # scored as tumor vs notumor
+    skipped_entries: tuple[dict, ...] = ()  # not regular files, folder links, repeats (warned about)
 
     @property
     def task(self) -> str:
@@ -41,26 +45,26 @@ class ExternalSet:
 
     def record(self) -> dict:
         return {"name": self.name, "path": str(self.root), "task": self.task, "n_images": len(self.samples),
-                "images_per_folder_class": self.class_counts()}
+                "images_per_folder_class": self.class_counts(),
+                "n_unusable_entries_skipped": len(self.skipped_entries),
+                "unusable_entries_skipped": list(self.skipped_entries)}
 
 
-def _images_below(folder: Path) -> list[Path]:
-    """Image files at any depth below `folder`, skipping hidden files and hidden folders."""
-    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            and not any(is_hidden(Path(part)) for part in p.relative_to(folder).parts)]
+def _images(files: list[Path]) -> list[Path]:
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def _collect(folder: Path, root: Path, found: list[Sample]) -> None:
-    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)):
+def _collect(folder: Path, walk: FolderWalk, found: list[Sample]) -> None:
+    folders, files = walk.children(folder)
+    for child in folders:
         label = external_class_name(child.name)
         if label is None:
-            _collect(child, root, found)
+            _collect(child, walk, found)
             continue
         index = EXTERNAL_CLASS_NAMES.index(label)
-        found.extend(Sample(path, path.relative_to(root).as_posix(), index) for path in _images_below(child))
-    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    if loose and folder != root:
-        raise DatasetError(f"external set {root}: folder {folder} holds images but its name is not a class "
+        found.extend(Sample(path, walk.rel(path), index) for path in _images(walk.files_below(child)))
+    if _images(files) and folder != walk.root:
+        raise DatasetError(f"external set {walk.root}: folder {folder} holds images but its name is not a class "
                            f"(expected one of {', '.join(CLASS_NAMES)}, yes/no or tumor/notumor)")
 
 
@@ -68,13 +72,16 @@ def discover_external(root: Path | str) -> ExternalSet:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"external dataset folder {root} does not exist or is not a folder")
-    samples: list[Sample] = []
-    _collect(root, root, samples)
+    walk = FolderWalk(root)
+    found: list[Sample] = []
+    _collect(root, walk, found)
+    samples = walk.once_each(found, lambda s: s.path)
     if not samples:
         raise DatasetError(f"external dataset {root} has no images in class folders (expected folders named "
                            f"{', '.join(CLASS_NAMES)}, or yes/no, tumor/notumor, at any depth)")
     binary = any(EXTERNAL_CLASS_NAMES[s.label] == TUMOR for s in samples)
-    return ExternalSet(root, SAFE_NAME.sub("_", root.name), tuple(samples), binary)
+    skipped = tuple(s.record() for s in walk.skipped)
+    return ExternalSet(root, SAFE_NAME.sub("_", root.name), tuple(samples), binary, skipped)
 
 
 def task_classes(binary: bool) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from bench.data.discover import IMAGE_SUFFIXES
+from bench.data.entries import FolderWalk
 from bench.data.labels import NO_TUMOR, normalize_class_name
 from bench.errors import DatasetError
 
@@ -22,18 +23,21 @@ def write_yes_no_copy(split_dir: Path | str, out_dir: Path | str) -> dict[str, i
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DatasetError(f"{out_dir} exists and is not empty; choose a new folder")
     counts = {"yes": 0, "no": 0}
-    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    # Walked by the dataset's rules: regular files only (a FIFO would be linked as a FIFO), and
+    # no folder links; a file link is linked by its target, so that a relative one does not dangle.
+    walk = FolderWalk(split_dir.resolve())  # resolved: equal realpaths then mean the same file
+    images = [(class_dir, image) for class_dir in walk.children(walk.root)[0]
+              for image in walk.children(class_dir)[1] if image.suffix.lower() in IMAGE_SUFFIXES]
+    for class_dir, image in walk.once_each(images, lambda item: item[1]):  # each real file once, as discover
         target = "no" if normalize_class_name(class_dir.name) == NO_TUMOR else "yes"
         (out_dir / target).mkdir(parents=True, exist_ok=True)
-        for image in sorted(class_dir.iterdir()):
-            if image.suffix.lower() not in IMAGE_SUFFIXES or image.name.startswith("."):
-                continue
-            destination = out_dir / target / f"{class_dir.name}_{image.name}"
-            try:
-                os.link(image, destination)
-            except OSError:  # another file system, or links not allowed: copy instead
-                shutil.copyfile(image, destination)
-            counts[target] += 1
+        destination = out_dir / target / f"{class_dir.name}_{image.name}"
+        source = os.path.realpath(image)
+        try:
+            os.link(source, destination)
+        except OSError:  # another file system, or links not allowed: copy instead
+            shutil.copyfile(source, destination)
+        counts[target] += 1
     if not sum(counts.values()):
         raise DatasetError(f"{split_dir} has no images in class folders")
     return counts

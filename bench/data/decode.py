@@ -4,12 +4,16 @@ Each step is a small function: read (PIL) -> pixels in 0..255 -> optional crop t
 -> pad to a square with black -> resize -> channels first.
 """
 
+import re
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 from scipy import ndimage
 
+from bench.data.entries import regular_file_problem
 from bench.errors import ImageDecodeError
 
 # Modes that are normalised first to a mode handled below (alpha modes keep their alpha).
@@ -20,6 +24,17 @@ _EIGHT_BIT = {"L", "LA", "RGB", "RGBA"}
 _OPENING_PX = 5        # thinner bright lines (borders, rulers) are not anatomy
 _MARGIN = 0.03         # fraction of the head's height/width kept around it
 _THRESHOLD = 0.15      # fraction of the 99th percentile that counts as "not background"
+# Largest image decoded. Decoding costs about 17 bytes per pixel at its peak (Pillow's image, then
+# float32 colour pixels), so 64 megapixels is about 1 GB per decoding thread; the largest MRI
+# exports seen are around 16 megapixels. Checked from the header, before any pixel is loaded.
+MAX_PIXELS = 64_000_000
+
+# Pillow warns (above 89 megapixels) when it opens a large image. Every image it warns about is
+# above MAX_PIXELS, so _read refuses it with a message naming the file and its size; the raw
+# warning would only repeat that, without the file name. warnings.catch_warnings swaps
+# process-wide state, so the threads that decode in parallel take turns (opening reads only
+# the header: microseconds).
+_OPEN_LOCK = threading.Lock()
 
 
 def decode_image(path: Path, size: int, channels: int, crop_to_content: bool = False) -> np.ndarray:
@@ -52,15 +67,40 @@ def _read(path: Path) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; truncated files "
                            f"would decode silently (reading {path})")
+    problem = regular_file_problem(path)
+    if problem is not None:  # never open() a FIFO (it blocks) or a device
+        raise ImageDecodeError(f"{path}: {problem}")
     try:
-        with Image.open(path) as img:
+        with _open_quietly(path) as img:
+            _check_size(img.size, path)
             img.load()
             # exif_transpose returns a new in-memory image, so it outlives the file handle.
             return ImageOps.exif_transpose(img)
     # Pillow's format plugins raise many exception types on malformed input (OSError,
     # SyntaxError, struct.error, IndexError, DecompressionBombError...); all mean "bad file".
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:  # above 179 megapixels Pillow refuses in open()
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "too large"
+        raise ImageDecodeError(f"{path}: {size}, above the {MAX_PIXELS / 1e6:.0f}-megapixel limit; "
+                               "not decoded") from None
     except Exception as exc:
         raise ImageDecodeError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+def _open_quietly(path: Path) -> Image.Image:
+    """Image.open (header only, pixels load lazily) without Pillow's DecompressionBombWarning."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _check_size(size: tuple[int, int], path: Path) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageDecodeError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), "
+                               f"above the {MAX_PIXELS / 1e6:.0f}-megapixel limit; not decoded")
 
 
 def _pixels(img: Image.Image, path: Path) -> np.ndarray:

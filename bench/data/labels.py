@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from bench.errors import DatasetError
@@ -30,9 +31,15 @@ def normalize_class_name(folder_name: str) -> str:
         return _ALIASES[key]
     except KeyError:
         raise DatasetError(
-            f"unknown class folder {folder_name!r}: expected one of {', '.join(CLASS_NAMES)} "
+            f"unknown class folder {folder_name!r}{_did_you_mean(key)}: expected one of {', '.join(CLASS_NAMES)} "
             "(spellings such as 'glioma_tumor', 'no_tumor' or 'No Tumor' are accepted)"
         ) from None
+
+
+def _did_you_mean(key: str) -> str:
+    """' (did you mean 'glioma'?)' for a near miss such as 'gliomaa' or 'menigioma'; else ''."""
+    close = difflib.get_close_matches(key, _ALIASES, n=1, cutoff=0.8)
+    return f" (did you mean {_ALIASES[close[0]]!r}?)" if close else ""
 
 
 # External test sets (never training data) may be labelled only tumor / no tumor.

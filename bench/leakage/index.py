@@ -8,6 +8,7 @@ its duplicate group, so that a validation split can keep groups whole.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,11 +111,20 @@ def _save(path: Path, leakage: LeakageIndex) -> None:
 
 
 def _load(path: Path, threshold: float) -> LeakageIndex | None:
+    """The cached index; None when there is none, when it was written by another format or at
+    another threshold, or (with a warning naming the file) when it is damaged: compute it again."""
+    if not path.is_file():
+        return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        if data.get("format") != FORMAT_VERSION or data.get("threshold") != threshold:
+            return None
+        return LeakageIndex(threshold, {str(k): float(v) for k, v in data["test_similarity"].items()},
+                            {str(k): str(v) for k, v in data["test_label"].items()},
+                            frozenset(str(rel) for rel in data["clean_test"]),
+                            {str(k): int(v) for k, v in data["train_group"].items()})
+    # Bad UTF-8 or JSON (ValueError), a missing key, or values of the wrong type.
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        logging.getLogger("brainbench").warning("leakage index cache %s is damaged (%s: %s); computing it again",
+                                                path, type(error).__name__, error)
         return None
-    if data.get("format") != FORMAT_VERSION or data.get("threshold") != threshold:
-        return None
-    return LeakageIndex(threshold, data["test_similarity"], data["test_label"],
-                        frozenset(data["clean_test"]), {k: int(v) for k, v in data["train_group"].items()})

@@ -107,6 +107,9 @@ def external_sections(rows: list[dict], results: dict) -> list[tuple[str, str, l
                 + f"). Never trained on. Audit against the training split: {info['n_repeating_training_image']:,} "
                   f"images ({pct(info['repeating_share'])} %) repeat a training image (similarity >= "
                   f"{info['overlap_threshold']:g}); the last column scores only the others.")
+        if info.get("n_not_audited"):
+            note += (f" {info['n_not_audited']:,} images could not be audited and are counted neither as "
+                     f"repeating nor as new.")
         binary = info["task"] != "four-class"
         headers = ["entry", "acc [95 % CI]", "balanced acc [95 % CI]"]
         headers += ["tumor found (%)", "notumor kept (%)"] if binary else ["macro-F1"]
