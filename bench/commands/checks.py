@@ -14,22 +14,20 @@ from bench.errors import OptionError
 
 
 def writable_folder(path: Path | str, option: str) -> Path:
-    """`path` as a folder brainbench can write into (created if missing); OptionError naming the
-    option and the obstacle (a regular file on the way, no permission) otherwise."""
+    """`path` as a folder brainbench can write into, OptionError naming the option and the obstacle
+    (a regular file on the way, a read-only or full file system) otherwise. Nothing is created:
+    a command that stops early for another reason leaves no empty folder behind."""
     path = Path(path).expanduser()
-    for ancestor in (path, *path.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise OptionError(f"{option} {path}: {ancestor} is a file, not a folder")
-            break
+    existing = next(a for a in (path, *path.parents) if a.exists() or a == a.parent)
+    if not existing.is_dir():
+        raise OptionError(f"{option} {path}: {existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
         # Writing a probe is the only check that cannot disagree with the file system (read-only
-        # mounts, ACLs, quotas on a full disk); root ignores the permission bits os.access reads.
-        with tempfile.TemporaryFile(dir=path):
+        # mounts, quotas, a full disk); root ignores the permission bits os.access reads.
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise OptionError(f"{option} {path}: cannot write there ({error.strerror or error})") from None
+        raise OptionError(f"{option} {path}: cannot write in {existing} ({error.strerror or error})") from None
     return path
 
 

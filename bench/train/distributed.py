@@ -102,6 +102,13 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_min(tensor: torch.Tensor) -> torch.Tensor:
+    """Minimum over ranks in place (a no-op in one process); returns the tensor."""
+    if current().active:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor
+
+
 def sync_buffers(model: nn.Module) -> None:
     """Rank 0's buffers (BatchNorm running statistics) everywhere: without SyncBatchNorm each rank
     updated them from its own slice, and validation and the saved checkpoint must see one model."""

@@ -11,6 +11,7 @@ takes its slice of every global batch (bench.train.distributed).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,14 @@ from tqdm import tqdm
 from bench.data.augment import policy_named
 from bench.data.batches import Normalizer, batch_indices, to_model_input
 from bench.data.cache import DecodedSplit
+from bench.errors import TrainingDivergedError
 from bench.evaluate.predict import predict_logits
 from bench.train import distributed, resume
 from bench.train.optim import make_optimizer, make_scheduler
 from bench.train.step import train_step
 from zoo.recipe import Recipe
 
-POSTFIX_EVERY = 25  # batches between progress-bar refreshes (each one waits for the device)
+POSTFIX_EVERY = 25  # batches between progress-bar refreshes and divergence checks (each one waits for the device)
 
 
 @dataclass
@@ -53,6 +55,33 @@ def autocast_dtype_for(device: torch.device) -> torch.dtype | None:
 def _is_better(val: dict, best: dict | None) -> bool:
     """Higher validation accuracy wins; a tie goes to the lower validation loss."""
     return best is None or (val["acc"], -val["loss"]) > (best["acc"], -best["loss"])
+
+
+def _stop_if_diverged(batch_losses: torch.Tensor, *, label: str, epoch: int, lr: float) -> None:
+    """TrainingDivergedError once any rank's training loss so far in this epoch is nan or inf.
+
+    Every rank calls this at the same batches and agrees on the first bad one (a collective), so
+    all stop together; it runs before the epoch's resume state is written, so the last resume state
+    and the store stay as they were before the divergence.
+    """
+    if not len(batch_losses):
+        return
+    bad = ~torch.isfinite(batch_losses)
+    first = torch.where(bad.any(), bad.int().argmax(), len(batch_losses)).double().reshape(1)
+    first = int(distributed.all_reduce_min(first).item())
+    if first == len(batch_losses):
+        return
+    value = batch_losses[first].item()
+    became = f"{value}" if not math.isfinite(value) else "nan or inf"  # another rank's loss went first
+    raise TrainingDivergedError(f"{label or 'training'}: training loss became {became} at epoch {epoch}, "
+                                f"batch {first + 1} (lr {lr:g}); no checkpoint written; try a lower --lr")
+
+
+def _stop_if_validation_diverged(scores: dict, *, label: str, epoch: int, lr: float) -> None:
+    if not math.isfinite(scores["loss"]):
+        raise TrainingDivergedError(f"{label or 'training'}: validation loss became {scores['loss']} at epoch "
+                                    f"{epoch}: the weights are no longer finite (lr {lr:g}); no checkpoint "
+                                    f"written; try a lower --lr")
 
 
 def _patience_exhausted(epoch: int, best_epoch: int, patience: int | None) -> bool:
@@ -136,6 +165,7 @@ def train_model(model: nn.Module, train: DecodedSplit, val: DecodedSplit, recipe
         order = torch.stack(list(batch_indices(len(train), batch_size, shuffle=True, generator=generator,
                                                drop_last=True))).to(device)
         sums, seen = torch.zeros(2, dtype=torch.float64, device=device), 0  # loss * n and correct, on the device
+        batch_losses = torch.zeros(steps_per_epoch, device=device)  # this rank's, kept to name a diverged batch
         bar = tqdm(order, total=steps_per_epoch, desc=f"{label} epoch {epoch}/{recipe.epochs}",
                    disable=not progress, leave=False, unit="batch")
         for step, idx in enumerate(bar):
@@ -149,19 +179,24 @@ def train_model(model: nn.Module, train: DecodedSplit, val: DecodedSplit, recipe
             if step_per_batch:
                 scheduler.step()
             sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
+            batch_losses[step] = loss.detach()
             seen += len(y)
-            if progress and step % POSTFIX_EVERY == 0:
-                loss_sum, correct = sums.tolist()
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if step % POSTFIX_EVERY == 0:
+                _stop_if_diverged(batch_losses[:step + 1], label=label, epoch=epoch, lr=recipe.lr)
+                if progress:
+                    loss_sum, correct = sums.tolist()
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None and not step_per_batch:
             scheduler.step()
         totals = torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=device)])
         loss_sum, correct, seen = distributed.all_reduce_sum(totals).tolist()  # over all ranks' images
+        _stop_if_diverged(batch_losses, label=label, epoch=epoch, lr=recipe.lr)
 
         # --- validation decides which epoch is kept ------------------------------------------
         distributed.sync_buffers(model)
         scores = evaluate_split(model, val, normalize, plain_loss, channels_last, amp_dtype)
+        _stop_if_validation_diverged(scores, label=label, epoch=epoch, lr=recipe.lr)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "val_loss": scores["loss"], "val_acc": scores["acc"], "lr": lr,
                "seconds": time.perf_counter() - epoch_start, "data_seconds": data_seconds}

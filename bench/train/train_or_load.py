@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from bench.data.batches import Normalizer
 from bench.data.dataset import LoadedDataset
 from bench.environment import environment
 from bench.errors import CheckpointError, DistributedError
-from bench.identity import training_identity
+from bench.identity import ResultIdentity, training_identity
 from bench.pretrain.backbone import load_backbone_into
 from bench.pretrain.get_or_pretrain import get_or_pretrain
 from bench.train import distributed, resume
@@ -21,7 +22,7 @@ from bench.train.fit_reference import fit_reference, is_reference_model
 from bench.train.launch import train_with_torchrun
 from bench.train.loop import train_model
 from bench.train.settings import DEFAULT_SETTINGS, TrainSettings
-from bench.train.store import CheckpointKey, CheckpointStore
+from bench.train.store import TRAINED_FIELDS, CheckpointKey, CheckpointStore
 from zoo.entry import ZooEntry
 from zoo.recipe import Recipe
 
@@ -44,7 +45,7 @@ def checkpoint_key(entry: ZooEntry, recipe: Recipe, data: LoadedDataset) -> Chec
 def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> dict | None:
     """The manifest if the stored checkpoint loads cleanly; None (after saying why) otherwise."""
     try:
-        state, manifest = store.load(key)
+        state, manifest = store.load(key, require=TRAINED_FIELDS)
         model.load_state_dict(state, strict=True)
         return manifest
     except CheckpointError as error:
@@ -110,8 +111,19 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     torch.manual_seed(recipe.seed)  # the initial weights belong to the recipe too
     model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout)
     pretraining = _start_from_pretrained(model, entry, recipe, data, store, device, fresh, progress)
-    if ranks.is_main:
-        store.begin(key)
+    # Rank 0 holds the key's training lock until the checkpoint is stored or the training fails, so
+    # a second training of the same key (another process) is refused instead of tearing its files.
+    with store.training(key) if ranks.is_main else contextlib.nullcontext():
+        manifest = _train_and_store(model, entry, recipe, data, store, key, identity, settings, fresh=fresh,
+                                    progress=progress, pretraining=pretraining, ranks=ranks, device=device)
+    return TrainedModel(model, manifest, store.folder(key), loaded=False)
+
+
+def _train_and_store(model: nn.Module, entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: CheckpointStore,
+                     key: CheckpointKey, identity: ResultIdentity, settings: TrainSettings, *, fresh: bool,
+                     progress: bool, pretraining: dict | None, ranks: distributed.Ranks,
+                     device: torch.device) -> dict:
+    """Train `model` in place (resuming a saved state unless `fresh`); rank 0 stores it. The manifest."""
     train, val = data.train_val_split(recipe.val_fraction, recipe.seed)
     normalize = Normalizer(entry.mean, entry.std, device)
     if is_reference_model(model):  # knn.pixels: one fitting pass, no gradient training
@@ -149,4 +161,4 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
         manifest["pretraining"] = pretraining
     if ranks.is_main:
         manifest = store.save(key, result.best_state, manifest)
-    return TrainedModel(model, manifest, store.folder(key), loaded=False)
+    return manifest
