@@ -5,18 +5,29 @@ registered from a small TOML file and benchmarked with the same metrics as zoo e
     path = "mynet.onnx"                 # relative to this file; .onnx or .pt/.ts (TorchScript)
     input_size = 224
     channels = 3
-    mean = [0.485, 0.456, 0.406]
-    std = [0.229, 0.224, 0.225]
+    mean = [0.485, 0.456, 0.406]        # optional when scale is given
+    std = [0.229, 0.224, 0.225]         # optional when scale is given
     classes = ["glioma", "meningioma", "no_tumor", "pituitary"]   # the model's output order
     source = "where the model comes from"
+    layout = "nchw"                     # optional: "nchw" (default) or "nhwc" (Keras exports)
+    scale = 0.00392156862745098         # optional: x = pixel * scale; default 1/255
+    resize = "bilinear"                 # optional: the only interpolation the decoded cache has
+
+Preprocessing, exactly: each image is padded to a black square and resized to input_size with
+Pillow's bilinear filter (antialiased when shrinking), giving uint8 pixels; then
+x = pixel * scale (scale defaults to 1/255), then x = (x - mean) / std where mean/std are given;
+with layout = "nhwc" the batch is handed to the model as (N, H, W, C).
 
 ONNX models run through ONNX Runtime (CUDA provider when available, else CPU), TorchScript
-models through torch.jit.load. Outputs are reordered to brainbench's class order.
+models through torch.jit.load. Outputs are reordered to brainbench's class order. An external
+model is never trained, so a suite's recipe overrides do not apply to it (bench/suites.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +39,7 @@ from torch import nn
 from bench.data.labels import CLASS_NAMES, normalize_class_name
 from bench.errors import BrainbenchError
 from zoo.entry import CheckpointRef, ZooEntry
-from zoo.recipe import Recipe
+from zoo.recipe import Recipe, RecipeError, check_recipe_value, shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +47,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
-KEYS = {"name", "path", "input_size", "channels", "mean", "std", "classes", "source"}
+REQUIRED_KEYS = {"name", "path", "input_size", "channels", "classes"}
+OPTIONAL_KEYS = {"mean", "std", "source", "layout", "scale", "resize"}
+KEYS = REQUIRED_KEYS | OPTIONAL_KEYS
+LAYOUTS = ("nchw", "nhwc")
+# The decoded cache resizes every image once, with Pillow's bilinear filter, for every model
+# (bench/data/decode.py); another interpolation would need its own decoded view of the dataset.
+RESIZE_FILTERS = ("bilinear",)
+EXTERNAL_VARIANT = "external"
 
 
 class ExternalModelError(BrainbenchError):
@@ -50,11 +68,14 @@ class ExternalModelSpec:
     format: str
     input_size: int
     in_channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None  # as declared; None when only scale is given
+    std: tuple[float, ...] | None
     order: tuple[int, ...]  # order[i] = the model's output column holding CLASS_NAMES[i]
     source: str
     sha256: str
+    layout: str = "nchw"
+    scale: float | None = None  # None: pixels / 255, the zoo's own convention
+    resize: str = "bilinear"
 
 
 def load_spec(toml_path: Path | str) -> ExternalModelSpec:
@@ -65,27 +86,110 @@ def load_spec(toml_path: Path | str) -> ExternalModelSpec:
         raise ExternalModelError(f"external model file {toml_path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ExternalModelError(f"{toml_path} is not valid TOML: {error}") from None
-    unknown, missing = set(data) - KEYS, KEYS - {"source"} - set(data)
-    if unknown or missing:
-        raise ExternalModelError(f"{toml_path}: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}; "
-                                 f"expected {sorted(KEYS)}")
-    path = (toml_path.parent / data["path"]).resolve()
-    if path.suffix.lower() not in FORMATS:
-        raise ExternalModelError(f"{toml_path}: path {data['path']!r} must end in one of {sorted(FORMATS)}")
-    if not path.is_file():
-        raise ExternalModelError(f"{toml_path}: model file {path} does not exist")
+    _check_keys(data, toml_path)
+    path = _model_path(data["path"], toml_path)
+    channels = _channels(data["channels"], toml_path)
     return ExternalModelSpec(
         name=_name(data["name"], toml_path), path=path, format=FORMATS[path.suffix.lower()],
-        input_size=int(data["input_size"]), in_channels=int(data["channels"]),
-        mean=tuple(map(float, data["mean"])), std=tuple(map(float, data["std"])),
-        order=_class_order(data["classes"], toml_path), source=str(data.get("source", f"external model {path.name}")),
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        input_size=_input_size(data["input_size"], toml_path), in_channels=channels,
+        mean=_stats(data, "mean", channels, toml_path), std=_stats(data, "std", channels, toml_path),
+        order=_class_order(data["classes"], toml_path),
+        source=_string(data, "source", f"external model {path.name}", toml_path),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        layout=_choice(data, "layout", LAYOUTS, toml_path), scale=_scale(data.get("scale"), toml_path),
+        resize=_resize(data.get("resize", RESIZE_FILTERS[0]), toml_path))
+
+
+def _check_keys(data: dict, toml_path: Path) -> None:
+    # mean and std go together, and are needed unless scale alone says how to map the pixels.
+    required = REQUIRED_KEYS | ({"mean", "std"} if "scale" not in data or {"mean", "std"} & set(data) else set())
+    unknown, missing = set(data) - KEYS, required - set(data)
+    if unknown or missing:
+        raise ExternalModelError(f"{toml_path}: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}; "
+                                 f"required {sorted(REQUIRED_KEYS)}, mean and std unless scale is given, "
+                                 f"optional {sorted(OPTIONAL_KEYS - {'mean', 'std'})}")
+
+
+def _model_path(value: object, toml_path: Path) -> Path:
+    if not isinstance(value, str):
+        raise ExternalModelError(f"{toml_path}: path must be a string, got {shown(value)}")
+    path = (toml_path.parent / value).resolve()
+    if path.suffix.lower() not in FORMATS:
+        raise ExternalModelError(f"{toml_path}: path {value!r} must end in one of {sorted(FORMATS)}")
+    if not path.is_file():
+        raise ExternalModelError(f"{toml_path}: model file {path} does not exist")
+    return path
 
 
 def _name(name: object, toml_path: Path) -> str:
     if not isinstance(name, str) or not name or "." in name or "/" in name:
         raise ExternalModelError(f"{toml_path}: name must be a plain word (it is shown as NAME.external), got {name!r}")
     return name
+
+
+def _input_size(value: object, toml_path: Path) -> int:
+    # The same bounds as a recipe's input_size: the decoded cache is made at this size.
+    try:
+        checked = check_recipe_value("input_size", value, f"{toml_path}:")
+    except RecipeError as error:
+        raise ExternalModelError(str(error)) from None
+    if checked is None:  # pragma: no cover - TOML has no null
+        raise ExternalModelError(f"{toml_path}: input_size must be a whole number")
+    return checked
+
+
+def _channels(value: object, toml_path: Path) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value not in (1, 3):
+        raise ExternalModelError(f"{toml_path}: channels must be 1 or 3, got {shown(value)}")
+    return value
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _stats(data: dict, key: str, channels: int, toml_path: Path) -> tuple[float, ...] | None:
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, list) or len(value) not in (1, channels) or not all(map(_finite_number, value)):
+        raise ExternalModelError(f"{toml_path}: {key} must be a list of 1 or {channels} finite numbers, "
+                                 f"got {shown(value)}")
+    if key == "std" and not all(v > 0 for v in value):
+        raise ExternalModelError(f"{toml_path}: std values must be positive, got {shown(value)}")
+    return tuple(float(v) for v in value)
+
+
+def _scale(value: object, toml_path: Path) -> float | None:
+    if value is None:
+        return None
+    if not _finite_number(value) or not value > 0:
+        raise ExternalModelError(f"{toml_path}: scale must be a positive number (e.g. 0.00392156862745098 = 1/255), "
+                                 f"got {shown(value)}")
+    return float(value)
+
+
+def _choice(data: dict, key: str, choices: tuple[str, ...], toml_path: Path) -> str:
+    value = data.get(key, choices[0])
+    if not isinstance(value, str) or value not in choices:
+        raise ExternalModelError(f"{toml_path}: {key} must be {' or '.join(map(shown, choices))}, got {shown(value)}")
+    return value
+
+
+def _resize(value: object, toml_path: Path) -> str:
+    if not isinstance(value, str) or value not in RESIZE_FILTERS:
+        raise ExternalModelError(
+            f"{toml_path}: resize {shown(value)} is not supported: brainbench decodes every image once, "
+            f"padded to a square and resized with Pillow's antialiased bilinear filter, for all models; "
+            f"supported: {', '.join(map(shown, RESIZE_FILTERS))}")
+    return value
+
+
+def _string(data: dict, key: str, default: str, toml_path: Path) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ExternalModelError(f"{toml_path}: {key} must be a string, got {shown(value)}")
+    return value
 
 
 def _class_order(classes: object, toml_path: Path) -> tuple[int, ...]:
@@ -109,6 +213,17 @@ class _Reordered(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x).index_select(1, self.order.to(x.device))
+
+
+class _ChannelsLastInput(nn.Module):
+    """Hands a (N, C, H, W) batch to a model that reads (N, H, W, C), as Keras exports do."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.permute(0, 2, 3, 1).contiguous())
 
 
 class OnnxRuntimeModule(nn.Module):
@@ -143,12 +258,30 @@ def load_model(spec: ExternalModelSpec, device: torch.device | str = "cpu") -> n
         raise
     except Exception as error:  # noqa: BLE001 - any loader failure names the file
         raise ExternalModelError(f"cannot load {spec.format} model {spec.path}: {type(error).__name__}: {error}") from None
+    if spec.layout == "nhwc":
+        inner = _ChannelsLastInput(inner)
     return _Reordered(inner, spec.order).eval()
+
+
+def is_external(entry: ZooEntry) -> bool:
+    return entry.variant == EXTERNAL_VARIANT
+
+
+def pipeline_normalization(spec: ExternalModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std that brainbench's normalizer, which computes (pixel / 255 - m) / s, needs to
+    compute the spec's (pixel * scale - mean) / std: m = mean / (255 scale), s = std / (255 scale).
+    Without scale, the declared mean/std are used as they are (the zoo's own convention)."""
+    if spec.scale is None:
+        return spec.mean, spec.std
+    factor = 255.0 * spec.scale
+    mean, std = spec.mean or (0.0,), spec.std or (1.0,)
+    return tuple(m / factor for m in mean), tuple(s / factor for s in std)
 
 
 def external_entry(spec: ExternalModelSpec) -> ZooEntry:
     """A zoo-shaped entry (not registered) whose builder loads the file instead of building."""
-    return ZooEntry(arch=spec.name, variant="external", builder=lambda device="cpu", **_: load_model(spec, device),
-                    input_size=spec.input_size, in_channels=spec.in_channels, mean=spec.mean, std=spec.std,
+    mean, std = pipeline_normalization(spec)
+    return ZooEntry(arch=spec.name, variant=EXTERNAL_VARIANT, builder=lambda device="cpu", **_: load_model(spec, device),
+                    input_size=spec.input_size, in_channels=spec.in_channels, mean=mean, std=std,
                     recipe=Recipe(), source=spec.source,
                     checkpoint=CheckpointRef(url_or_path=str(spec.path), sha256=spec.sha256))

@@ -6,9 +6,13 @@ Precedence everywhere: explicit argument (a CLI flag), then environment variable
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 EMBEDDED_DATASET = Path(__file__).parent / "data" / "embedded" / "brain-tumor-mri-mini"
+# The project's suites/ beside bench/: used when the `suites` package is not importable, as under
+# an editable install made before suites/ became a package (its finder maps only bench and zoo).
+SOURCE_TREE_SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 
 def user_cache_dir() -> Path:
@@ -39,3 +43,16 @@ def store_dir(explicit: str | os.PathLike | None = None) -> Path:
 def decoded_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Decoded-image cache: --cache, then $BRAINBENCH_CACHE, then <user cache>/decoded."""
     return _resolve(explicit, "BRAINBENCH_CACHE", user_cache_dir() / "decoded")
+
+
+def shipped_suites_dir() -> Path:
+    """The folder of the suites shipped with brainbench: the `suites` package (installed as package
+    data), else the source tree's suites/."""
+    try:
+        folder = resources.files("suites")
+    except ModuleNotFoundError:
+        return SOURCE_TREE_SUITES
+    # Only a regular package is ours: a stray ./suites folder without __init__.py would be a namespace.
+    if isinstance(folder, Path) and (folder / "__init__.py").is_file():
+        return folder
+    return SOURCE_TREE_SUITES

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -30,15 +32,15 @@ from pathlib import Path
 
 import zoo
 from bench.errors import BrainbenchError
-from bench.external import external_entry, load_spec
-from zoo.recipe import Recipe
+from bench.external import external_entry, is_external, load_spec
+from bench.paths import shipped_suites_dir
+from zoo.recipe import Recipe, RecipeError, recipe_overrides
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 SPLITS = ("test",)
 MEASUREMENTS = ("metrics", "efficiency")
 TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "modes", "recipe", "entry", "variant", "external",
@@ -46,7 +48,8 @@ TOP_LEVEL_KEYS = {"description", "entries", "splits", "measure", "modes", "recip
 # Deployment modes whose latency a suite can measure (bench/deploy); eager is always measured.
 MODES = ("eager", "torchscript", "compile", "onnxruntime", "tensorrt")
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
-RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
+
+log = logging.getLogger("brainbench")
 
 
 class SuiteError(BrainbenchError):
@@ -101,17 +104,26 @@ class Suite:
     def with_external(self, toml_files: list[str]) -> Suite:
         """This suite plus external models given on the command line (--add-model)."""
         added = tuple(external_entry(load_spec(f)) for f in toml_files)
-        return dataclasses.replace(self, external=self.external + added)
+        suite = dataclasses.replace(self, external=self.external + added)
+        _check_unique_external_names(suite)
+        _note_overrides_not_applied(suite, added)
+        return suite
 
     def recipe_for(self, entry: zoo.ZooEntry, variant: Variant | None = None, seed: int | None = None) -> Recipe:
         """The entry's default recipe, then [recipe], then [entry."name"], then the variant's fields,
-        then the seed."""
+        then the seed. An external model was trained elsewhere: no override applies to it, so
+        that it is fed the input it declares (its own size, not the suite's input_size)."""
+        if is_external(entry):
+            return entry.recipe
         overrides = {**self.recipe_overrides, **self.entry_overrides.get(entry.name, {}),
                      **(variant.overrides if variant else {}), **({"seed": seed} if seed is not None else {})}
         return entry.recipe.with_overrides(**overrides)
 
     def runs(self, entry: zoo.ZooEntry) -> list[SuiteRun]:
-        """The rows this suite makes of one entry: one per variant (or one) times one per seed (or one)."""
+        """The rows this suite makes of one entry: one per variant (or one) times one per seed (or one).
+        An external model makes one row: variants and seeds change training, which it never has."""
+        if is_external(entry):
+            return [SuiteRun(entry, self.recipe_for(entry))]
         variants = self.variants or (None,)
         seeds = self.seeds or (None,)
         return [SuiteRun(entry, self.recipe_for(entry, v, seed), v.name if v else "", seed)
@@ -131,19 +143,23 @@ class Suite:
                 "variants": {v.name: v.overrides for v in self.variants}}
 
 
+def known_suites() -> list[str]:
+    """Names of the suites shipped with brainbench."""
+    return sorted(p.stem for p in shipped_suites_dir().glob("*.toml"))
+
+
 def find_suite_file(name_or_path: str) -> Path:
-    """A path to a .toml file, or a name looked up in ./suites/ and then the project's suites/."""
+    """A path to a .toml file, or a name looked up in ./suites/ and then in the shipped suites."""
     given = Path(name_or_path)
     if given.suffix == ".toml":
         if not given.is_file():
             raise SuiteError(f"suite file {given} does not exist")
         return given
-    for folder in (Path.cwd() / "suites", SUITES_DIR):
+    for folder in (Path.cwd() / "suites", shipped_suites_dir()):
         candidate = folder / f"{name_or_path}.toml"
         if candidate.is_file():
             return candidate
-    known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
-    raise SuiteError(f"no suite named {name_or_path!r}; known suites: {', '.join(known)}")
+    raise SuiteError(f"no suite named {name_or_path!r}; known suites: {', '.join(known_suites())}")
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -153,38 +169,61 @@ def load_suite(name_or_path: str) -> Suite:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise SuiteError(f"suite file {path} is not valid TOML: {error}") from None
-    return _parse(data, path, hashlib.sha256(raw).hexdigest())
+    try:
+        return _parse(data, path, hashlib.sha256(raw).hexdigest())
+    except RecipeError as error:  # zoo's checks name the place; the user's error is the suite's
+        raise SuiteError(str(error)) from None
 
 
 def _parse(data: dict, path: Path, sha256: str) -> Suite:
+    """Every key and value is checked here, before any training: types, ranges, names."""
     _reject_unknown(set(data), TOP_LEVEL_KEYS, f"{path}")
+    external_files = _string_list(data, "external", path)
     entries = _expand_entries(_string_list(data, "entries", path, required=True), path)
+    if not entries and not external_files:
+        raise SuiteError(f"{path}: 'entries' is empty and no external models are listed; "
+                         f"registered entries: {', '.join(zoo.names())}")
     splits = tuple(_string_list(data, "splits", path) or SPLITS)
     measure = tuple(_string_list(data, "measure", path) or MEASUREMENTS)
     _reject_unknown(set(splits), set(SPLITS), f"{path}: splits")
     _reject_unknown(set(measure), set(MEASUREMENTS), f"{path}: measure")
     modes = tuple(dict.fromkeys(["eager", *_string_list(data, "modes", path)]))
     _reject_unknown(set(modes), set(MODES), f"{path}: modes")
-    recipe = _table(data, "recipe", path)
-    _reject_unknown(set(recipe), RECIPE_FIELDS, f"{path}: [recipe]")
-    per_entry = _table(data, "entry", path)
-    for name, overrides in per_entry.items():
-        if name not in entries:
-            raise SuiteError(f"{path}: [entry.{name!r}] names an entry that is not in this suite's entries")
-        if not isinstance(overrides, dict):
-            raise SuiteError(f"{path}: [entry.{name!r}] must be a table of recipe fields")
-        _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [entry.{name!r}]")
-    suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=str(data.get("description", "")),
+    recipe = recipe_overrides(_table(data, "recipe", path), f"{path}: [recipe]")
+    per_entry = _entry_overrides(_table(data, "entry", path), entries, path)
+    variants = _variants(data, path)
+    seeds = _seeds(data, path, recipe, per_entry, variants)
+    suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=_description(data, path),
                   entries=entries, splits=splits, measure=measure, modes=modes, recipe_overrides=recipe,
-                  entry_overrides=per_entry, variants=_variants(data, path), seeds=_seeds(data, path),
-                  external=tuple(external_entry(load_spec(path.parent / f))
-                                 for f in _string_list(data, "external", path)))
-    for name in entries:  # bad values (e.g. epochs = 0) are reported now, not mid-run
+                  entry_overrides=per_entry, variants=variants, seeds=seeds,
+                  external=tuple(external_entry(load_spec(path.parent / f)) for f in external_files))
+    for name in entries:  # combinations of values are checked now too, not mid-run
         try:
             suite.runs(zoo.get(name))
         except ValueError as error:
             raise SuiteError(f"{path}: recipe for {name}: {error}") from None
+    _check_unique_external_names(suite)
+    _note_overrides_not_applied(suite, suite.external)
     return suite
+
+
+def _description(data: dict, path: Path) -> str:
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(f"{path}: 'description' must be a string, got {description!r}")
+    return description
+
+
+def _entry_overrides(tables: dict, entries: tuple[str, ...], path: Path) -> dict:
+    checked = {}
+    for name, overrides in tables.items():
+        where = f"{path}: [entry.{json.dumps(name)}]"
+        if name not in entries:
+            raise SuiteError(f"{where} names an entry that is not in this suite's entries: {', '.join(entries)}")
+        if not isinstance(overrides, dict):
+            raise SuiteError(f"{where} must be a table of recipe fields")
+        checked[name] = recipe_overrides(overrides, where)
+    return checked
 
 
 def _variants(data: dict, path: Path) -> tuple[Variant, ...]:
@@ -197,24 +236,44 @@ def _variants(data: dict, path: Path) -> tuple[Variant, ...]:
         if not isinstance(name, str) or not VARIANT_NAME.match(name):
             raise SuiteError(f"{path}: every [[variant]] needs a name of letters, digits and ._=+- (got {name!r})")
         overrides = {k: v for k, v in table.items() if k != "name"}
-        _reject_unknown(set(overrides), RECIPE_FIELDS, f"{path}: [[variant]] {name!r}")
-        variants.append(Variant(name, overrides))
+        variants.append(Variant(name, recipe_overrides(overrides, f"{path}: [[variant]] {name!r}")))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise SuiteError(f"{path}: variant names must be unique, got {names}")
     return tuple(variants)
 
 
-def _seeds(data: dict, path: Path) -> tuple[int, ...]:
+def _seeds(data: dict, path: Path, recipe: dict, per_entry: dict, variants: tuple[Variant, ...]) -> tuple[int, ...]:
     seeds = data.get("seeds", [])
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                               for s in seeds):
         raise SuiteError(f"{path}: 'seeds' must be a list of non-negative integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise SuiteError(f"{path}: 'seeds' must not repeat a seed, got {seeds}")
-    if "seed" in data.get("recipe", {}) and seeds:
-        raise SuiteError(f"{path}: give either [recipe] seed or a 'seeds' list, not both")
+    # The seeds list would silently win over any seed written elsewhere.
+    places = ([("[recipe]", recipe)] + [(f"[entry.{json.dumps(n)}]", o) for n, o in per_entry.items()]
+              + [(f"[[variant]] {v.name!r}", v.overrides) for v in variants])
+    for place, overrides in places:
+        if seeds and "seed" in overrides:
+            raise SuiteError(f"{path}: give either a 'seeds' list or {place} seed, not both")
     return tuple(seeds)
+
+
+def _check_unique_external_names(suite: Suite) -> None:
+    names = [e.name for e in suite.external]
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        raise SuiteError(f"{suite.path}: external model {name} is listed twice (each name is one row)")
+
+
+def _note_overrides_not_applied(suite: Suite, externals: tuple[zoo.ZooEntry, ...]) -> None:
+    """Once per external model, when the suite would have changed a zoo entry's recipe."""
+    changes = ([f"[recipe] {', '.join(suite.recipe_overrides)}"] if suite.recipe_overrides else []) \
+        + (["[[variant]] tables"] if suite.variants else []) + (["seeds"] if suite.seeds else [])
+    if not changes:
+        return
+    for entry in externals:
+        log.info("%s: suite %s's %s not applied to it: an external model keeps its declared input "
+                 "(%d px) and runs once", entry.name, suite.name, "; ".join(changes), entry.input_size)
 
 
 def _reject_unknown(keys: set, allowed: set, where: str) -> None:
@@ -247,6 +306,7 @@ def _expand_entries(patterns: list[str], path: Path) -> tuple[str, ...]:
     for pattern in patterns:
         matched = zoo.names(pattern)
         if not matched:
-            raise SuiteError(f"{path}: entry {pattern!r} matches no zoo entry (see `brainbench list`)")
+            raise SuiteError(f"{path}: entry {pattern!r} matches no zoo entry; "
+                             f"registered entries: {', '.join(zoo.names())}")
         names.extend(n for n in matched if n not in names)
     return tuple(names)

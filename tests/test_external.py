@@ -9,6 +9,7 @@ from torch import nn
 import zoo
 from bench.data.batches import Normalizer
 from bench.data.cache import Preprocessing
+from bench.data.labels import CLASS_NAMES
 from bench.data.dataset import load_dataset
 from bench.evaluate.predict import predict_logits
 from bench.external import ExternalModelError, load_spec
@@ -114,3 +115,123 @@ def test_unloadable_file_is_named(tmp_path):
     spec = load_spec(write_spec(tmp_path, tmp_path / "broken.pt"))
     with pytest.raises(ExternalModelError, match="broken.pt"):
         load_model(spec)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"layout": '"nhcw"'}, 'layout must be "nchw" or "nhwc", got "nhcw"'),
+    ({"scale": '"abc"'}, 'scale must be a positive number (e.g. 0.00392156862745098 = 1/255), got "abc"'),
+    ({"scale": "0"}, "scale must be a positive number"),
+    ({"scale": "inf"}, "scale must be a positive number"),
+    ({"resize": '"nearest"'}, 'resize "nearest" is not supported'),
+    ({"resize": "3"}, "resize 3 is not supported"),
+    ({"input_size": '"224"'}, 'input_size must be a whole number, got "224"'),
+    ({"input_size": "true"}, "input_size must be a whole number, got true"),
+    ({"input_size": "8"}, "input_size must be between 16 and 1024 px, got 8"),
+    ({"channels": "2"}, "channels must be 1 or 3, got 2"),
+    ({"channels": "3.0"}, "channels must be 1 or 3, got 3.0"),
+    ({"mean": '["a", 0.5, 0.5]'}, "mean must be a list of 1 or 3 finite numbers"),
+    ({"mean": "[0.5, 0.5]"}, "mean must be a list of 1 or 3 finite numbers, got [0.5, 0.5]"),
+    ({"std": "[0.25, 0.0, 0.25]"}, "std values must be positive, got [0.25, 0.0, 0.25]"),
+    ({"mean": None}, "missing key(s) ['mean']"),
+    ({"source": "3"}, "source must be a string, got 3"),
+    ({"path": "3"}, "path must be a string, got 3"),
+])
+def test_every_key_is_validated_with_a_one_line_message(changes, message, base_model, tmp_path):
+    spec_file = write_spec(tmp_path, export(base_model, tmp_path, "torchscript"), **changes)
+    with pytest.raises(ExternalModelError) as error:
+        load_spec(spec_file)
+    assert str(error.value).startswith(f"{spec_file}: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_without_scale_the_pipeline_normalizes_exactly_as_before(base_model, tmp_path):
+    from bench.external import external_entry
+
+    entry = external_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"))))
+    assert (entry.mean, entry.std) == (MEAN, STD)
+
+
+@pytest.mark.parametrize("scale, mean, std", [(1 / 255, None, None), (0.00392156862745098, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])])
+def test_scale_then_mean_std_is_the_declared_arithmetic(scale, mean, std, base_model, tmp_path):
+    from bench.external import external_entry
+
+    changes = {"scale": repr(scale), "mean": str(mean) if mean else None, "std": str(std) if std else None}
+    entry = external_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"), **changes)))
+    pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    expected = pixels.double() * scale
+    if mean:
+        expected = (expected - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    got = Normalizer(entry.mean, entry.std, torch.device("cpu"))(pixels.float() / 255.0)
+    assert torch.allclose(got.double(), expected, atol=1e-5)
+
+
+# --- a Keras-style model: NHWC input, 1/255 scaling, through `brainbench run --add-model` -----
+
+class NhwcUserModel(nn.Module):
+    """Takes (N, H, W, C) like a Keras export, emits classes in the user's order."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(x.permute(0, 3, 1, 2))[:, PERMUTATION]
+
+
+def export_fixed_size_onnx(module: nn.Module, path, example: torch.Tensor):
+    """Only the batch is dynamic: fed another image size, ONNX Runtime refuses the input."""
+    torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
+    return path
+
+
+def run_cli_with_added_model(tmp_path, embedded_dataset, spec_file):
+    """The way a user benchmarks their model: a suite whose [recipe] says 64 px, plus --add-model."""
+    from bench.cli import main
+
+    suite = tmp_path / "cpu64.toml"
+    suite.write_text('entries = ["cnn0.scratch"]\n[recipe]\ninput_size = 64\nepochs = 1\n')
+    argv = ["run", "--suite", str(suite), "--add-model", str(spec_file), "--models", "mynet.external",
+            "--data", str(embedded_dataset), "--out", str(tmp_path / "results"), "--store", str(tmp_path / "store"),
+            "--cache", str(tmp_path / "cache"), "--device", "cpu"]
+    assert main(argv) == 0
+    out = tmp_path / "results" / "cpu64" / "cpu-fp32-mini"
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    return row, out / "entries" / "mynet.external" / "test_predictions.csv"
+
+
+def read_probabilities(csv_file) -> torch.Tensor:
+    import csv
+
+    with open(csv_file) as f:
+        rows = list(csv.DictReader(f))
+    return torch.tensor([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in rows])
+
+
+def test_suite_recipe_input_size_does_not_reach_an_external_model(base_model, tmp_path, embedded_dataset):
+    pytest.importorskip("onnxruntime")
+    model_file = export_fixed_size_onnx(UserModel(base_model), tmp_path / "mynet.onnx", torch.zeros(1, 3, 32, 32))
+    row, _ = run_cli_with_added_model(tmp_path, embedded_dataset, write_spec(tmp_path, model_file))
+    assert row["status"] == "ok", row.get("error")
+    assert row["input_size"] == 32
+
+
+def test_nhwc_onnx_model_predicts_as_onnxruntime_does(base_model, tmp_path, embedded_dataset):
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    model_file = export_fixed_size_onnx(NhwcUserModel(base_model), tmp_path / "mynet.onnx", torch.zeros(1, 32, 32, 3))
+    spec_file = write_spec(tmp_path, model_file, mean=None, std=None, scale="0.00392156862745098",
+                           layout='"nhwc"', resize='"bilinear"')
+    row, predictions = run_cli_with_added_model(tmp_path, embedded_dataset, spec_file)
+    assert row["status"] == "ok", row.get("error")
+
+    # The same pixels, preprocessed by hand as the spec says: x = pixel * scale, NHWC.
+    test = load_dataset(embedded_dataset, Preprocessing(32, 3), tmp_path / "cache").decoded.test
+    pixels = test.images.permute(0, 2, 3, 1).numpy().astype(np.float32) * np.float32(0.00392156862745098)
+    logits = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"]).run(None, {"x": pixels})[0]
+    user_order = torch.softmax(torch.from_numpy(logits), dim=1)
+    expected = user_order[:, [PERMUTATION.index(i) for i in range(4)]]  # back into brainbench's order
+    got = read_probabilities(predictions)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=2e-6)
+    assert row["test_acc"] == pytest.approx((expected.argmax(1) == test.labels).float().mean().item())
