@@ -112,7 +112,8 @@ def evaluate_split(model: nn.Module, split: DecodedSplit, normalize: Normalizer,
 def train_model(model: nn.Module, train: DecodedSplit, val: DecodedSplit, recipe: Recipe, normalize: Normalizer, *,
                 on_epoch: Callable[[list[dict]], None] | None = None, progress: bool = True,
                 label: str = "", compile_step: bool = False, resume_from: dict | None = None,
-                save_state: Callable[[dict], None] | None = None) -> TrainResult:
+                save_state: Callable[[dict], None] | None = None,
+                amp_dtype: torch.dtype | None | str = "auto") -> TrainResult:
     """Train `model` in place and load its best-validation weights into it.
 
     `resume_from` is a state captured by `save_state` after an earlier epoch (bench.train.resume);
@@ -127,7 +128,9 @@ def train_model(model: nn.Module, train: DecodedSplit, val: DecodedSplit, recipe
     channels_last = device.type == "cuda"
     model = distributed.prepare_model(model, device, ranks)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    amp_dtype = autocast_dtype_for(device)
+    # "auto": the device's choice (bf16 where supported, else fp16); the GPU self-check forces fp16
+    # to exercise the gradient scaler on a GPU that would pick bf16.
+    amp_dtype = autocast_dtype_for(device) if amp_dtype == "auto" else amp_dtype
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # only fp16 needs loss scaling
     policy = policy_named(recipe.augment, random_resized_crop=recipe.random_resized_crop,
                           autoaugment=recipe.autoaugment)
