@@ -15,15 +15,16 @@ clock starts. Cases are parametrized by bench/conftest.py from the `--bb-*` opti
 
 from __future__ import annotations
 
+import contextlib
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
 from torch import nn
 
 import zoo
+from bench.jit_deprecation import jit_deprecations_once
 
 pytest.importorskip("pytest_benchmark")
 
@@ -33,15 +34,45 @@ WARMUP_MIN_CALLS = 3
 WARMUP_MIN_S = 0.5
 
 # A frozen graph folds batch norm into convolutions and may reorder float sums; anything beyond
-# these tolerances is a wrong model, not rounding.
+# these tolerances is a wrong model, not rounding. They hold in IEEE fp32, which is why the check
+# runs with TF32 off (full_fp32).
 RTOL, ATOL = 1e-3, 1e-4
 
 
+@contextlib.contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """cuDNN convolutions (TF32 by default) and matmuls in IEEE fp32 on CUDA, for the check only.
+
+    TF32 keeps 10 mantissa bits, about 1e-3 relative error per product. Freezing folds batch norm
+    into the convolution weights, so eager and frozen round differently, and over a deep network
+    their outputs drift past RTOL: a false alarm about a correct graph. Whether the frozen graph
+    computes the same function is a question about the graph, so it is asked in full fp32, where
+    only the order of float sums differs; the timed calls then run with the machine's settings, as
+    a deployment would. The fp32_precision API (torch >= 2.9) where it exists: torch refuses to
+    read the legacy allow_tf32 flags once anything set the new ones.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        flags = [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
+                 (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        flags = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [getattr(owner, name) for owner, name, _ in flags]
+    try:
+        for owner, name, value in flags:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name, _), value in zip(flags, saved):
+            setattr(owner, name, value)
+
+
 def _torchscript(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    # torch 2.x deprecates TorchScript but deployments still ship it; timing it is the point here,
-    # so its FutureWarnings would only bury the table.
-    with warnings.catch_warnings(), torch.no_grad():  # a traced graph must not record autograd state
-        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.")
+    # torch 2.x deprecates TorchScript but deployments still ship it; timing it is the point here.
+    # Its FutureWarnings are shown once per process (not once per case, which buried the table).
+    with jit_deprecations_once(), torch.no_grad():  # a traced graph must not record autograd state
         traced = torch.jit.trace(model, example, check_trace=False)
         return torch.jit.freeze(traced)
 
@@ -54,7 +85,7 @@ def prepare(mode: str, model: nn.Module, example: torch.Tensor) -> nn.Module:
         compiled = _torchscript(model, example)
     else:  # bench/conftest.py validates --bb-modes, so this is a programming error
         raise ValueError(f"unknown mode {mode!r}")
-    with torch.inference_mode():
+    with torch.inference_mode(), full_fp32(example.device):
         expected, got = model(example), compiled(example)
     torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL,
                                msg=lambda m: f"{mode} output differs from eager: {m}")

@@ -105,13 +105,13 @@ def test_a_mode_that_answers_differently_is_flagged():
     assert row["agreement_eager"] is None  # eager is the reference
 
 
-def test_a_mode_whose_preparation_raises_is_na_with_its_message():
+def test_a_mode_whose_preparation_raises_is_an_error_with_its_message():
     def prepare(model, example, device, max_batch):
         raise RuntimeError("exporter broke\nlong traceback text")
 
     row = deployment_row(tiny_cnn(), SHAPE, "cpu", check_images(), modes=("eager", "broken"),
                          registry={"eager": MODES["eager"], "broken": prepare}, **FAST)
-    assert row["latency_note_broken"] == "n/a: RuntimeError: exporter broke"
+    assert row["latency_note_broken"] == "error: RuntimeError: exporter broke"
     for key in ("latency_ms_b1_broken", "latency_ms_b1_broken_p90", "throughput_ips_b4_broken",
                 "compile_s_broken", "agreement_broken", "agreement_flag_broken"):
         assert key in row and row[key] is None
@@ -171,3 +171,55 @@ def test_end_to_end_latency_from_a_decoded_image():
     assert row["latency_ms_b1_e2e"] > 0 and "latency_note_e2e" not in row
     row = deployment_row(tiny_cnn(), SHAPE, "cpu", None, modes=("eager",), **FAST)
     assert row["latency_ms_b1_e2e"] is None and row["latency_note_e2e"].startswith("n/a: ")
+
+
+# --- TensorRT bookkeeping (runs without TensorRT: counts module classes by name) -----------------
+
+def test_tensorrt_engines_are_counted_by_their_runtime_module_classes():
+    from bench.deploy.tensorrt_mode import _engine_counts
+
+    # Stand-ins named like Torch-TensorRT's runtime modules (one per engine), and a look-alike that
+    # holds no engine. Real modules: fx keeps them as called submodules of the graph.
+    class TorchTensorRTModule(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    class PythonTorchTensorRTModule(TorchTensorRTModule):
+        pass
+
+    class TRTInterpreterResult(TorchTensorRTModule):
+        pass
+
+    class Split(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._run_on_acc_0, self._run_on_acc_2 = TorchTensorRTModule(), PythonTorchTensorRTModule()
+            self.other = TRTInterpreterResult()
+
+        def forward(self, x):
+            return self.other(self._run_on_acc_2(torch.relu(self._run_on_acc_0(x))))
+
+    class KeepEngines(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, TorchTensorRTModule) or super().is_leaf_module(m, qualname)
+
+    root = Split()
+    compiled = torch.fx.GraphModule(root, KeepEngines().trace(root))
+    counts = _engine_counts("tensorrt", compiled)
+    assert counts == {"trt_engines_tensorrt": 2, "trt_torch_ops_tensorrt": 1}  # relu ran in PyTorch
+
+
+def _ort_cuda() -> bool:
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+@pytest.mark.skipif(not _ort_cuda(), reason="needs CUDA and onnxruntime-gpu (pip install -e '.[onnx-gpu]')")
+def test_onnxruntime_on_cuda_binds_device_memory_and_agrees_with_eager():
+    row = deployment_row(tiny_cnn(), SHAPE, "cuda", check_images(), modes=("eager", "onnxruntime"), **FAST)
+    assert row["provider_onnxruntime"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    assert "latency_note_onnxruntime" not in row and row["latency_ms_b1_onnxruntime"] > 0
+    assert row["agreement_onnxruntime"] == 1.0

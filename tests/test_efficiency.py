@@ -226,3 +226,17 @@ def test_efficiency_row_end_to_end(tmp_path):
 def test_eager_latency_on_cuda_uses_events_and_reports_positive_numbers():
     row = eager_latency(tiny_model(), (1, 3, 8, 8), "cuda", **FAST)
     assert row["latency_ms_b1_eager"] > 0 and math.isfinite(row["throughput_ips_b4_eager"])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_cuda_latency_times_the_device_the_work_runs_on():
+    # Work on cuda:1 while cuda:0 is current: events on cuda:0's idle stream would read ~0 ms.
+    x = torch.randn(4096, 4096, device="cuda:1")
+
+    def synchronized():
+        x @ x
+        torch.cuda.synchronize("cuda:1")
+
+    host = measure_latency(synchronized, warmup=3, iters=10, device="cpu")  # the host clock, waiting
+    events = measure_latency(lambda: x @ x, warmup=3, iters=10, device="cuda:1")
+    assert events["median_ms"] > 0.5 * host["median_ms"]

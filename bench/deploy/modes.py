@@ -38,6 +38,10 @@ MODES: dict[str, Prepare] = {
 
 DEFAULT_MODES: tuple[str, ...] = tuple(MODES)
 
+# Modes compiled once per input shape (torch.compile with static shapes); besides compile_s_<mode>
+# they have compile_s_b1_<mode> and compile_s_b<throughput batch>_<mode>.
+PER_BATCH_COMPILE_MODES: tuple[str, ...] = ("compile", "compile_max_autotune")
+
 # Mode-specific columns, present (None) even when the mode fails, so the table keeps its shape.
 EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     "torchscript": ("deploy_warning_torchscript",),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,23 +51,36 @@ def _host_mode(session) -> tuple:
     return convert, forward
 
 
+@dataclass
+class _BoundBatch:
+    """One batch bound to ONNX Runtime: the input and output device buffers and the binding naming
+    them, made once before the timed calls, so a timed call is the run alone."""
+
+    binding: Any
+    input: torch.Tensor  # held: the binding points at its memory
+    output: torch.Tensor
+
+
 def _device_mode(session, device: torch.device, num_classes: int) -> tuple:
-    """GPU provider: bind torch's device memory, so no host copy enters the timed call."""
+    """GPU provider (CUDA or TensorRT EP): bind torch's device memory, so no host copy enters the
+    timed call. `convert` builds the binding and the output buffer; `forward` only runs it."""
     index = _cuda_index(device)
 
-    def convert(x: torch.Tensor) -> torch.Tensor:
+    def convert(x: torch.Tensor) -> _BoundBatch:
         x = x.detach().float().contiguous()
-        # ONNX Runtime reads the buffer on its own stream: torch's work writing it must be done.
-        torch.cuda.synchronize(device)
-        return x
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
         out = torch.empty((x.shape[0], num_classes), dtype=torch.float32, device=x.device)
         binding = session.io_binding()
         binding.bind_input(INPUT, "cuda", index, np.float32, tuple(x.shape), x.data_ptr())
         binding.bind_output(OUTPUT, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
-        session.run_with_iobinding(binding)  # returns once the providers have synchronized
-        return out
+        # ONNX Runtime reads the buffer on its own stream: torch's work writing it must be done.
+        torch.cuda.synchronize(device)
+        return _BoundBatch(binding, x, out)
+
+    def forward(bound: _BoundBatch) -> torch.Tensor:
+        # Returns once the providers have synchronized, so `output` holds this run's logits (the
+        # same buffer every call: a caller keeping one result must copy it).
+        session.run_with_iobinding(bound.binding)
+        return bound.output
     return convert, forward
 
 

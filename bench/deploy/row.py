@@ -1,10 +1,11 @@
 """One model, every deployment mode, one flat row: checked against eager, then timed alike.
 
-For each mode: build it (ModeUnavailable or any error -> an `n/a: ...` note), compare its logits
-with eager's on real test images (before any time counts), then time it with
-timing.mode_latency, the same warm-up/median/p90/throughput code eager efficiency uses. A mode
-never disappears from the row and never raises out of it: its columns are None and
-latency_note_<mode> says why.
+For each mode: build it, compare its logits with eager's on real test images (before any time
+counts), then time it with timing.mode_latency, the same warm-up/median/p90/throughput code eager
+efficiency uses. A mode never disappears from the row and never raises out of it: its columns are
+None and latency_note_<mode> says why, as `n/a: <reason>` when it cannot run here
+(ModeUnavailable: no CUDA, a package missing) or `error: <Type>: <first line>` when it failed.
+The unavailable ones make one log line per entry; each error makes its own warning.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from torch import nn
 
 from bench.data.batches import Normalizer, to_model_input
 from bench.deploy.agreement import agreement_columns, chunked_logits
-from bench.deploy.modes import DEFAULT_MODES, EXTRA_COLUMNS, MODES, Prepare
+from bench.deploy.modes import DEFAULT_MODES, EXTRA_COLUMNS, MODES, PER_BATCH_COMPILE_MODES, Prepare
 from bench.deploy.prepared import ModeUnavailable, Prepared
 from bench.evaluate.timing import _synchronize, measure_latency, mode_latency
+from bench.mode_notes import NA, error_note, na_note, note_reason, note_status
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,8 @@ TIMING_DEFAULTS = dict(batch1_warmup=5, batch1_iters=20, throughput_warmup=1, th
 
 
 def note_for(exc: BaseException) -> str:
-    """'n/a: <reason>': an expected absence verbatim, anything else with its type."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    if isinstance(exc, ModeUnavailable):
-        return f"n/a: {first}"
-    return f"n/a: {type(exc).__name__}: {first}" if first else f"n/a: {type(exc).__name__}"
+    """'n/a: <reason>' for an expected absence, 'error: <Type>: <first line>' for anything else."""
+    return na_note(exc) if isinstance(exc, ModeUnavailable) else error_note(exc)
 
 
 def empty_columns(mode: str, throughput_batch: int) -> dict:
@@ -47,7 +45,32 @@ def empty_columns(mode: str, throughput_batch: int) -> dict:
             f"throughput_ips_b{throughput_batch}_{mode}", f"throughput_batch_{mode}", f"compile_s_{mode}",
             f"max_abs_diff_{mode}", f"agreement_{mode}", f"agreement_flag_{mode}",
             *EXTRA_COLUMNS.get(mode, ()))
+    if mode in PER_BATCH_COMPILE_MODES:
+        keys += (f"compile_s_b1_{mode}", f"compile_s_b{throughput_batch}_{mode}")
     return dict.fromkeys(keys)
+
+
+def _converter(prepared: Prepared) -> Callable[[torch.Tensor], Any]:
+    """prepared.convert, plus compiling for the input's shape where the mode compiles per shape:
+    every input the row makes goes through here before `forward` sees it, so no check or timed
+    call ever meets a shape its mode has not compiled yet."""
+    if prepared.compile_for is None:
+        return prepared.convert
+
+    def convert(x: torch.Tensor) -> Any:
+        converted = prepared.convert(x)
+        prepared.compile_for(converted)
+        return converted
+    return convert
+
+
+def per_batch_compile_columns(mode: str, prepared: Prepared, throughput_batch: int, used_batch: int) -> dict:
+    """compile_s_b1_<mode> and compile_s_b<N>_<mode> (named after the requested throughput batch,
+    valued at the batch that ran, as the throughput column is); compile_s_<mode> becomes their sum:
+    what compiling costs a deployment serving these two batch sizes."""
+    b1, big = prepared.compile_s_by_batch.get(1), prepared.compile_s_by_batch.get(used_batch)
+    total = None if b1 is None or big is None else b1 + (big if used_batch != 1 else 0.0)
+    return {f"compile_s_b1_{mode}": b1, f"compile_s_b{throughput_batch}_{mode}": big, f"compile_s_{mode}": total}
 
 
 def _release(prepared: Prepared | None, device: torch.device) -> None:
@@ -70,18 +93,24 @@ def measure_mode(mode: str, prepare: Prepare, model: nn.Module, chw: tuple[int, 
             prepared = prepare(model, example, device, throughput_batch)
             row |= prepared.extra
             row[f"compile_s_{mode}"] = prepared.compile_s
+            convert = _converter(prepared)
             if mode != REFERENCE and reference is not None:
-                logits = chunked_logits(prepared.forward, prepared.convert, check_images, check_batch)
+                logits = chunked_logits(prepared.forward, convert, check_images, check_batch)
                 row |= agreement_columns(mode, reference, logits)
 
             def make_runner(batch: int) -> Callable[[], Any]:
-                x = prepared.convert(torch.randn((batch, *chw), device=device))
+                x = convert(torch.randn((batch, *chw), device=device))
                 _synchronize(device)
                 return lambda: prepared.forward(x)
 
-            row |= mode_latency(mode, make_runner, device, throughput_batch=throughput_batch, **timing)
+            with prepared.timing_context():
+                row |= mode_latency(mode, make_runner, device, throughput_batch=throughput_batch, **timing)
+            if prepared.compile_for is not None:
+                row |= per_batch_compile_columns(mode, prepared, throughput_batch,
+                                                 row[f"throughput_batch_{mode}"])
     except Exception as exc:  # noqa: BLE001 - a failing mode is a result, not a crash
-        log.warning("deployment mode %s: %s", mode, note_for(exc))
+        if not isinstance(exc, ModeUnavailable):  # unavailable ones are logged together, per entry
+            log.warning("deployment mode %s: %s", mode, note_for(exc))
         log.debug("deployment mode %s failed", mode, exc_info=True)
         for key in (f"latency_ms_b1_{mode}", f"latency_ms_b1_{mode}_p90", f"latency_ms_b1_{mode}_std",
                     f"throughput_ips_b{throughput_batch}_{mode}", f"throughput_batch_{mode}"):
@@ -99,7 +128,7 @@ def e2e_latency(model: nn.Module, image: torch.Tensor | None, normalize: Normali
     latency_ms_b1_eager is what preprocessing costs a deployed model."""
     row = {"latency_ms_b1_e2e": None, "latency_ms_b1_e2e_p90": None, "latency_ms_b1_e2e_std": None}
     if image is None or normalize is None:
-        return row | {"latency_note_e2e": "n/a: no decoded image and normalizer given"}
+        return row | {"latency_note_e2e": na_note("no decoded image and normalizer given")}
     try:
         one = image[:1] if image.dim() == 4 else image.unsqueeze(0)
         with torch.no_grad():
@@ -113,6 +142,19 @@ def e2e_latency(model: nn.Module, image: torch.Tensor | None, normalize: Normali
             "latency_ms_b1_e2e_std": stats["std_ms"]}
 
 
+def log_unavailable(label: str, row: dict, modes: Sequence[str]) -> None:
+    """One line for all the modes that cannot run here, grouped by reason:
+    'cnn0.scratch: deployment modes not available here: eager_fp16, tensorrt (no CUDA device); ...'."""
+    by_reason: dict[str, list[str]] = {}
+    for mode in modes:
+        note = row.get(f"latency_note_{mode}")
+        if note_status(note) == NA:
+            by_reason.setdefault(note_reason(note), []).append(mode)
+    if by_reason:
+        groups = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
+        log.info("%s: deployment modes not available here: %s", label, groups)
+
+
 def _reference_logits(model: nn.Module, check_images: torch.Tensor | None, chunk: int) -> torch.Tensor | None:
     if check_images is None or len(check_images) == 0:
         return None
@@ -124,7 +166,7 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
                    check_images: torch.Tensor | None, *, modes: Sequence[str] = DEFAULT_MODES,
                    throughput_batch: int = 64, e2e_image: torch.Tensor | None = None,
                    normalize: Normalizer | None = None, check_batch: int = 16,
-                   registry: Mapping[str, Prepare] = MODES, **timing_kwargs: Any) -> dict:
+                   registry: Mapping[str, Prepare] = MODES, label: str = "model", **timing_kwargs: Any) -> dict:
     """Latency, throughput, compile time and agreement with eager for each of `modes`.
 
     model: an fp32 classifier; moved to `device` in place and put in eval mode (as eager_latency
@@ -134,6 +176,7 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
       throughput batch may not have.
     e2e_image + normalize: one decoded uint8 image (C, H, W) or (1, C, H, W) and the entry's
       Normalizer, for latency_ms_b1_e2e.
+    label: names the model (the zoo entry) in the log line listing unavailable modes.
     timing_kwargs: batch1_warmup, batch1_iters, throughput_warmup, throughput_iters, min_time_s
       (mode_latency's), defaulting to TIMING_DEFAULTS.
     Raises ValueError only for a bad call (unknown mode, bad shape); never for a failing mode.
@@ -155,7 +198,8 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
     try:
         reference = _reference_logits(model, check_images, check_batch)
     except Exception as exc:  # noqa: BLE001 - without a reference no mode can be trusted or timed
-        note = f"n/a: eager failed on the check images: {note_for(exc)[len('n/a: '):]}"
+        note = error_note(exc, context="eager failed on the check images")
+        log.warning("%s: %s", label, note)
         for mode in modes:
             row |= empty_columns(mode, throughput_batch) | {f"latency_note_{mode}": note}
         return row | e2e_latency(model, None, None, device, timing) | {"latency_note_e2e": note}
@@ -163,4 +207,5 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
     for mode in modes:
         row |= measure_mode(mode, registry[mode], model, shape[1:], device, check_images, reference,
                             throughput_batch=throughput_batch, check_batch=check_batch, timing=timing)
+    log_unavailable(label, row, modes)
     return row | e2e_latency(model, e2e_image, normalize, device, timing)

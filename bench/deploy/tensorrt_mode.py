@@ -28,16 +28,27 @@ def _version(module) -> tuple[int, int]:
     return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
+# The runtime modules Torch-TensorRT puts one of per TensorRT engine: the C++ runtime's and the
+# Python runtime's. Matched by class name, so counting needs no torch_tensorrt import (and a
+# wrapper such as "TRTInterpreter" or "MutableTorchTensorRTModule", which holds no engine, is not
+# counted).
+ENGINE_MODULE_CLASSES = frozenset({"TorchTensorRTModule", "PythonTorchTensorRTModule"})
+
+
+def count_trt_engines(module: nn.Module) -> int:
+    """TensorRT engines in a compiled module tree."""
+    return sum(1 for _, m in module.named_modules() if type(m).__name__ in ENGINE_MODULE_CLASSES)
+
+
 def _engine_counts(mode: str, compiled: nn.Module) -> dict:
-    """How much of the graph TensorRT took: engines (submodules whose class names TRT) and the
-    operations left to PyTorch between them (call_function nodes, tuple indexing aside).
-    None where the compiled object is not a GraphModule we can read."""
+    """How much of the graph TensorRT took: engines and the operations left to PyTorch between
+    them (call_function nodes, tuple indexing aside). None where the compiled object is not a
+    GraphModule we can read."""
     graph = getattr(compiled, "graph", None)
     if graph is None:
         return {f"trt_engines_{mode}": None, f"trt_torch_ops_{mode}": None}
-    engines = sum(1 for _, m in compiled.named_modules() if "TRT" in type(m).__name__)
     torch_ops = sum(1 for n in graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
-    return {f"trt_engines_{mode}": engines, f"trt_torch_ops_{mode}": torch_ops}
+    return {f"trt_engines_{mode}": count_trt_engines(compiled), f"trt_torch_ops_{mode}": torch_ops}
 
 
 def _prepare(mode: str, model: nn.Module, example: torch.Tensor, device: torch.device, max_batch: int,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,26 +58,37 @@ def _describe_unsupported(counter: Any) -> str | None:
     return f"not counted by fvcore: {ops}"
 
 
-def count_gmacs(
-    model: nn.Module, input_shape: tuple[int, int, int, int]
-) -> tuple[float | None, str | None]:
-    """GMACs of one forward pass at `input_shape` (1, C, H, W), with a note.
+def _sdpa_macs(inputs: list, outputs: list) -> int:
+    """aten::scaled_dot_product_attention, which fvcore has no formula for: its two matmuls,
+    Q·Kᵀ (L x S per head, E deep) and softmax·V (L x S, Ev wide), one MAC per multiply-add, as
+    torch.utils.flop_counter counts the fused kernels (halved: it counts FLOPs). The softmax,
+    scale and mask are element-wise, skipped like every other element-wise op."""
+    from fvcore.nn.jit_handles import get_shape
 
-    fvcore's FlopCountAnalysis counts one multiply-add as one "flop", so its total is MACs;
-    we only divide by 1e9. Ops fvcore has no formula for (element-wise adds, pooling,
-    activations) are skipped; the note names them rather than the console being flooded with
-    one warning per op. Returns (None, reason) when fvcore is missing or cannot trace the
-    model: a missing number with a reason, never a crash.
-    """
-    shape = _check_input_shape(input_shape)
+    query, key, value = (get_shape(x) for x in inputs[:3])
+    *batch, length, depth = query  # (..., L, E); grouped-query K/V broadcast over Q's heads
+    return math.prod(batch) * length * key[-2] * (depth + value[-1])
+
+
+# Operators fvcore does not count by itself (it would name them in gmacs_note and count 0):
+# without this, ViT and Swin GMACs left out attention.
+EXTRA_OP_HANDLES = {"aten::scaled_dot_product_attention": _sdpa_macs}
+
+
+def _flop_count_analysis():
     with warnings.catch_warnings():
         # fvcore's import touches deprecated torch.jit APIs; the warning is not ours to act on.
         warnings.simplefilter("ignore")
-        try:
-            from fvcore.nn import FlopCountAnalysis
-        except ImportError:
-            return None, "n/a: fvcore not installed"
+        from fvcore.nn import FlopCountAnalysis
+    return FlopCountAnalysis
 
+
+def macs_by_operator(model: nn.Module, input_shape: tuple[int, int, int, int]) -> tuple[Counter, Counter]:
+    """fvcore's MACs per operator for one forward pass at `input_shape` (1, C, H, W), and the
+    operators it skipped (name -> how often). Raises ImportError without fvcore and whatever
+    tracing the model raises; count_gmacs turns both into a note."""
+    shape = _check_input_shape(input_shape)
+    FlopCountAnalysis = _flop_count_analysis()
     device, dtype = _model_device_dtype(model)
     was_training = model.training
     model.eval()  # batch-1 BatchNorm in train mode can refuse to run; MACs do not depend on it
@@ -83,16 +96,35 @@ def count_gmacs(
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # jit tracer warnings about Python control flow
             analysis = FlopCountAnalysis(model, (torch.zeros(shape, device=device, dtype=dtype),))
+            analysis.set_op_handle(**EXTRA_OP_HANDLES)
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
-            total = analysis.total()
-            unsupported = analysis.unsupported_ops()
+            return Counter(analysis.by_operator()), Counter(analysis.unsupported_ops())
+    finally:
+        model.train(was_training)
+
+
+def count_gmacs(
+    model: nn.Module, input_shape: tuple[int, int, int, int]
+) -> tuple[float | None, str | None]:
+    """GMACs of one forward pass at `input_shape` (1, C, H, W), with a note.
+
+    fvcore's FlopCountAnalysis counts one multiply-add as one "flop", so its total is MACs;
+    we only divide by 1e9. Attention (scaled_dot_product_attention) is counted by
+    EXTRA_OP_HANDLES. Ops fvcore has no formula for (element-wise adds, pooling, activations)
+    are skipped; the note names them rather than the console being flooded with one warning per
+    op. Returns (None, reason) when fvcore is missing or cannot trace the model: a missing number
+    with a reason, never a crash.
+    """
+    _check_input_shape(input_shape)
+    try:
+        by_operator, unsupported = macs_by_operator(model, input_shape)
+    except ImportError:
+        return None, "n/a: fvcore not installed"
     except Exception as exc:  # noqa: BLE001 - any tracing failure becomes a recorded reason
         log.warning("GMACs not counted for %s: %s", type(model).__name__, exc)
         return None, f"n/a: fvcore failed: {type(exc).__name__}: {exc}"
-    finally:
-        model.train(was_training)
-    return total / 1e9, _describe_unsupported(unsupported)
+    return sum(by_operator.values()) / 1e9, _describe_unsupported(unsupported)
 
 
 def file_size_mb(path: str | os.PathLike) -> float:

@@ -3,9 +3,10 @@
 Two layers:
 
 - `measure_latency(fn, device=...)` times a zero-argument callable: warm-up first, then one
-  sample per call. On CUDA each sample is bracketed by CUDA events and we wait for the end
-  event before the next call, so a sample is the device time of one request, not the time to
-  enqueue it. Elsewhere it is `time.perf_counter` around the call.
+  sample per call. On CUDA each sample is bracketed by CUDA events, recorded on the current
+  stream of the model's device with that device made current (`cuda:1` is timed on cuda:1),
+  and we wait for the end event before the next call, so a sample is the device time of one
+  request, not the time to enqueue it. Elsewhere it is `time.perf_counter` around the call.
 - `mode_latency(mode, make_runner, device)` turns that into the flat result keys for one
   execution mode (eager, torchscript, tensorrt, compile, onnxruntime): batch-1 latency and
   large-batch throughput. A mode only supplies `make_runner(batch) -> zero-arg callable`, which
@@ -16,6 +17,7 @@ Nothing here sets thread counts: that is the caller's (or the user's) decision.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable
 
@@ -39,12 +41,22 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _cuda_sample_ms(fn: Callable[[], Any]) -> float:
+def _on_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """Makes `device` the current CUDA device. Events record on the current device's current
+    stream, and the model's kernels go to ITS device's current stream: with `--device cuda:1` and
+    cuda:0 current, events on cuda:0's idle stream would time nothing."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _cuda_sample_ms(fn: Callable[[], Any], device: torch.device) -> float:
+    # The stream the model's kernels are queued on (torch's current stream for that device);
+    # fn is called with `device` current, so work it launches lands there too.
+    stream = torch.cuda.current_stream(device)
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
-    start.record()
+    start.record(stream)
     fn()
-    end.record()
+    end.record(stream)
     # Waiting per sample: latency means one request at a time, with no overlap between calls.
     end.synchronize()
     return start.elapsed_time(end)  # already milliseconds
@@ -75,20 +87,8 @@ def measure_latency(
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     device = _as_device(device)
-    use_events = device.type == "cuda"
-
-    for _ in range(warmup):
-        fn()
-    _synchronize(device)  # warm-up work must not leak into the first sample
-
-    samples: list[float] = []
-    started = time.perf_counter()
-    while True:
-        samples.append(_cuda_sample_ms(fn) if use_events else _host_sample_ms(fn, device))
-        enough_iters = len(samples) >= iters
-        enough_time = min_time_s is None or time.perf_counter() - started >= min_time_s
-        if (enough_iters and enough_time) or len(samples) >= max_iters:
-            break
+    with _on_device(device):
+        samples = _samples_ms(fn, device, warmup, iters, min_time_s, max_iters)
 
     arr = np.asarray(samples, dtype=np.float64)
     return {
@@ -98,6 +98,24 @@ def measure_latency(
         "std_ms": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
         "iters": int(arr.size),
     }
+
+
+def _samples_ms(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int,
+                min_time_s: float | None, max_iters: int) -> list[float]:
+    """Warm-up calls, then per-call times until enough samples and (if given) enough seconds."""
+    use_events = device.type == "cuda"
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)  # warm-up work must not leak into the first sample
+
+    samples: list[float] = []
+    started = time.perf_counter()
+    while True:
+        samples.append(_cuda_sample_ms(fn, device) if use_events else _host_sample_ms(fn, device))
+        enough_iters = len(samples) >= iters
+        enough_time = min_time_s is None or time.perf_counter() - started >= min_time_s
+        if (enough_iters and enough_time) or len(samples) >= max_iters:
+            return samples
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -1,11 +1,14 @@
 """Which latency modes a set of rows measured, found from the keys so new modes need no code.
 
 A mode <m> shows up as `latency_ms_b1_<m>` (median), `latency_ms_b1_<m>_p90`,
-`throughput_ips_b64_<m>`, `throughput_batch_<m>` and, when it could not run, `latency_note_<m>`.
+`throughput_ips_b64_<m>`, `throughput_batch_<m>` and, when it has no number, `latency_note_<m>`:
+`n/a: <reason>` where it cannot run on that machine, `error: <Type>: <first line>` where it failed
+(bench/mode_notes.py). The tables keep the two apart: an error is something to fix, n/a is not.
 """
 
 from __future__ import annotations
 
+from bench.mode_notes import ERROR, NA, note_status
 from bench.report.fmt import missing
 
 # Known modes in the order a reader expects (slowest to most specialised); others follow sorted.
@@ -32,6 +35,23 @@ def plottable_modes(rows: list[dict]) -> list[str]:
     return [mode for mode in latency_modes(rows)
             if any(row.get("status") == "ok" and not missing(row.get(f"latency_ms_b1_{mode}"))
                    and not missing(row.get("test_acc")) for row in rows)]
+
+
+def mode_status(row: dict, mode: str) -> str | None:
+    """'ok' (it has a batch-1 latency), NA (cannot run there), ERROR (failed), or None (the row
+    does not mention the mode)."""
+    if not missing(row.get(f"latency_ms_b1_{mode}")):
+        return "ok"
+    return note_status(row.get(f"latency_note_{mode}"))
+
+
+def mode_note(row: dict, mode: str) -> str:
+    """The text shown where a mode's number would be: its note, an error marked in bold so that it
+    does not read like the n/a notes around it."""
+    note = row.get(f"latency_note_{mode}")
+    if note_status(note) == ERROR:
+        return f"**{note}**"
+    return note or NA
 
 
 def _mode_of(key: str) -> str | None:

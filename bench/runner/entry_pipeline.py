@@ -140,7 +140,7 @@ def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedData
         check = to_model_input(test.images[:CHECK_IMAGES], normalize)
     return deployment_row(model, (1, entry.in_channels, size, size), device, check,
                           modes=tuple(m for mode in modes for m in DEPLOY_MODES[mode]),
-                          e2e_image=test.images[0], normalize=normalize,
+                          e2e_image=test.images[0], normalize=normalize, label=entry.name,
                           min_time_s=1.0 if device.type == "cuda" else None)
 
 
