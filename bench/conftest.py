@@ -19,11 +19,11 @@ import torch
 import zoo
 from bench.environment import cpu_name
 
-MODES = ("eager", "torchscript")
+BENCHMARK_MODES = ("eager", "torchscript")  # what the latency benchmarks time
 ENTRIES_ENV = "BRAINBENCH_BENCH_ENTRIES"
 # Small on purpose: the default run must finish in a few minutes on a 2-core CPU.
 DEFAULT_ENTRIES = "cnn1.scratch,resnet18.scratch"
-DEFAULT_MODES = "eager,torchscript"
+DEFAULT_BENCHMARK_MODES = "eager,torchscript"
 DEFAULT_BATCHES = "1,32"
 DEFAULT_SIZE = "64"
 
@@ -44,8 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bb-entries", default=None, metavar="PATTERN",
                     help="zoo entries, comma-separated names or shell patterns ('resnet*,cnn?.scratch'); "
                          f"default ${ENTRIES_ENV}, else {DEFAULT_ENTRIES}")
-    group.addoption("--bb-modes", default=DEFAULT_MODES, metavar="LIST",
-                    help=f"execution modes, comma-separated, from {', '.join(MODES)}; default %(default)s")
+    group.addoption("--bb-modes", default=DEFAULT_BENCHMARK_MODES, metavar="LIST",
+                    help=f"execution modes, comma-separated, from {', '.join(BENCHMARK_MODES)}; default %(default)s")
     group.addoption("--bb-batches", default=DEFAULT_BATCHES, metavar="LIST",
                     help="batch sizes, comma-separated; default %(default)s")
     group.addoption("--bb-size", default=DEFAULT_SIZE, metavar="PX|entry",
@@ -72,10 +72,10 @@ def _parse_selection(config: pytest.Config) -> Selection:
             raise pytest.UsageError(f"--bb-entries: {pattern!r} matches no zoo entry (`brainbench list` shows them)")
         names += [name for name in matched if name not in names]
 
-    modes = _split(_option(config, "bb_modes", DEFAULT_MODES))
-    unknown = [mode for mode in modes if mode not in MODES]
+    modes = _split(_option(config, "bb_modes", DEFAULT_BENCHMARK_MODES))
+    unknown = [mode for mode in modes if mode not in BENCHMARK_MODES]
     if unknown or not modes:
-        raise pytest.UsageError(f"--bb-modes: unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+        raise pytest.UsageError(f"--bb-modes: unknown mode(s) {unknown}; choose from {', '.join(BENCHMARK_MODES)}")
 
     try:
         batches = [int(b) for b in _split(_option(config, "bb_batches", DEFAULT_BATCHES))]

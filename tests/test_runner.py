@@ -118,7 +118,7 @@ def test_rows_of_another_dataset_never_mix_into_results(suite, options, make_dat
 def test_a_training_study_shows_its_setting_column(tmp_path, options):
     path = tmp_path / "study.toml"
     path.write_text('entries = ["cnn0.scratch"]\n[recipe]\ninput_size = 32\nepochs = 1\n'
-                    '[[variant]]\nname = "lr=1e-2"\nlr = 1e-2\n[[variant]]\nname = "lr=1e-4"\nlr = 1e-4\n')
+                    '[[setting]]\nname = "lr=1e-2"\nlr = 1e-2\n[[setting]]\nname = "lr=1e-4"\nlr = 1e-4\n')
     out = run_suite(load_suite(str(path)), options)
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["entry"], r["zoo_entry"], r["setting"]) for r in rows] == [

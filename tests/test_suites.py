@@ -49,7 +49,7 @@ epochs = 7
     ('entries = ["nope.scratch"]', "matches no zoo entry"),
     ('description = "no entries"', "missing required key 'entries'"),
     ('entries = "cnn0.scratch"', "must be a list of strings"),
-    ('entries = ["cnn0.scratch"]\nsplits = ["validation"]', "splits: unknown key(s) 'validation'"),
+    ('entries = ["cnn0.scratch"]\nsplits = ["test"]', "unknown key(s) 'splits'"),
     ('entries = ["cnn0.scratch"]\n[recipe]\nepochs = 0', "epochs must be positive"),
     ('entries = [', "not valid TOML"),
 ])
@@ -69,35 +69,35 @@ STUDY = """
 entries = ["cnn0.scratch", "cnn1.scratch"]
 [recipe]
 epochs = 2
-[[variant]]
+[[setting]]
 name = "lr=1e-2"
 lr = 1e-2
-[[variant]]
+[[setting]]
 name = "sgd"
 optimizer = "sgd"
 lr = 1e-3
 """
 
 
-def test_variants_make_one_run_per_entry_and_setting(tmp_path):
+def test_settings_make_one_run_per_entry_and_setting(tmp_path):
     suite = load_suite(write(tmp_path, STUDY))
     assert suite.run_ids() == ["cnn0.scratch@lr=1e-2", "cnn0.scratch@sgd", "cnn1.scratch@lr=1e-2", "cnn1.scratch@sgd"]
     runs = suite.runs(zoo.get("cnn0.scratch"))
     assert [(r.recipe.lr, r.recipe.optimizer, r.recipe.epochs) for r in runs] == [(1e-2, "adam", 2), (1e-3, "sgd", 2)]
     assert runs[0].recipe.hash() != runs[1].recipe.hash()
-    assert suite.record()["variants"] == {"lr=1e-2": {"lr": 1e-2}, "sgd": {"optimizer": "sgd", "lr": 1e-3}}
+    assert suite.record()["settings"] == {"lr=1e-2": {"lr": 1e-2}, "sgd": {"optimizer": "sgd", "lr": 1e-3}}
 
 
-@pytest.mark.parametrize("variant, message", [
-    ('[[variant]]\nlr = 0.1', "needs a name"),
-    ('[[variant]]\nname = "a/b"\nlr = 0.1', "needs a name"),
-    ('[[variant]]\nname = "a"\nlearning_rate = 0.1', "[[variant]] 'a': unknown key(s) 'learning_rate'"),
-    ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"', "must be unique"),
-    ('[[variant]]\nname = "a"\nlr = -1.0', "lr must be positive"),
+@pytest.mark.parametrize("setting, message", [
+    ('[[setting]]\nlr = 0.1', "needs a name"),
+    ('[[setting]]\nname = "a/b"\nlr = 0.1', "needs a name"),
+    ('[[setting]]\nname = "a"\nlearning_rate = 0.1', "[[setting]] 'a': unknown key(s) 'learning_rate'"),
+    ('[[setting]]\nname = "a"\n[[setting]]\nname = "a"', "must be unique"),
+    ('[[setting]]\nname = "a"\nlr = -1.0', "lr must be positive"),
 ])
-def test_bad_variants_are_rejected(tmp_path, variant, message):
+def test_bad_settings_are_rejected(tmp_path, setting, message):
     with pytest.raises(SuiteError) as error:
-        load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n' + variant))
+        load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n' + setting))
     assert message in str(error.value)
 
 
@@ -105,7 +105,7 @@ def test_seeds_repeat_every_row_with_its_own_recipe_seed(tmp_path):
     suite = load_suite(write(tmp_path, """
 entries = ["cnn0.scratch"]
 seeds = [0, 3]
-[[variant]]
+[[setting]]
 name = "lr=1e-2"
 lr = 1e-2
 """))
@@ -138,14 +138,14 @@ E = 'entries = ["cnn0.scratch"]\n'
     (E + "[recipe]\nbatch_size = 0", "[recipe] batch_size must be positive, got 0"),
     (E + '[recipe]\noptimizer = "rmsprop"', '[recipe] optimizer must be one of adam, adamw, sgd; got "rmsprop"'),
     (E + '[entry."cnn0.scratch"]\nepochs = "2"', '[entry."cnn0.scratch"] epochs must be a whole number, got "2"'),
-    (E + '[[variant]]\nname = "a"\nlr = "abc"', "[[variant]] 'a' lr must be a number, got \"abc\""),
-    (E + "[[variant]]\nname = \"a\"\nautoaugment = 1", "[[variant]] 'a' autoaugment must be true or false, got 1"),
-    ("entries = []", "'entries' is empty and no external models are listed; registered entries: alexnet.imagenet,"),
+    (E + '[[setting]]\nname = "a"\nlr = "abc"', "[[setting]] 'a' lr must be a number, got \"abc\""),
+    (E + "[[setting]]\nname = \"a\"\nautoaugment = 1", "[[setting]] 'a' autoaugment must be true or false, got 1"),
+    ("entries = []", "'entries' is empty and no imported models are listed; registered entries: alexnet.imagenet,"),
     ('entries = ["cnn9.scratch"]', "entry 'cnn9.scratch' matches no zoo entry; registered entries: alexnet.imagenet,"),
     ('entries = ["zz*"]', "entry 'zz*' matches no zoo entry; registered entries: "),
     (E + '[entry."cnn1.scratch"]\nepochs = 3', "this suite's entries: cnn0.scratch"),
     ("description = 3\n" + E, "'description' must be a string, got 3"),
-    (E + "seeds = [0, 1]\n[[variant]]\nname = \"a\"\nseed = 4", "give either a 'seeds' list or [[variant]] 'a' seed"),
+    (E + "seeds = [0, 1]\n[[setting]]\nname = \"a\"\nseed = 4", "give either a 'seeds' list or [[setting]] 'a' seed"),
 ])
 def test_bad_values_are_rejected_at_parse_time_naming_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -171,9 +171,9 @@ def test_a_cli_error_for_a_bad_suite_value_is_one_line(tmp_path, capsys):
     assert err == f'brainbench: error: {path}: [recipe] epochs must be a whole number, got "three"\n'
 
 
-# --- suite recipe overrides never reach an external model -------------------------------------
+# --- suite recipe overrides never reach an imported model -------------------------------------
 
-def external_model(tmp_path, input_size=40):
+def imported_model(tmp_path, input_size=40):
     model_file = tmp_path / "ext.pt"
     torch.jit.trace(nn.Sequential(nn.Flatten(), nn.Linear(3 * input_size * input_size, 4)).eval(),
                     torch.zeros(1, 3, input_size, input_size)).save(str(model_file))
@@ -185,47 +185,47 @@ def external_model(tmp_path, input_size=40):
 
 STUDY_WITH_EXTERNAL = """
 entries = ["cnn0.scratch"]
-external = ["ext.toml"]
+imported = ["ext.toml"]
 seeds = [0, 1]
 [recipe]
 input_size = 64
 epochs = 2
-[[variant]]
+[[setting]]
 name = "lr=1e-2"
 lr = 1e-2
-[[variant]]
+[[setting]]
 name = "lr=1e-3"
 lr = 1e-3
 """
 
 
-def test_external_models_keep_their_declared_input_and_run_once(tmp_path, caplog):
-    external_model(tmp_path)
+def test_imported_models_keep_their_declared_input_and_run_once(tmp_path, caplog):
+    imported_model(tmp_path)
     with caplog.at_level(logging.INFO, logger="brainbench"):
         suite = load_suite(write(tmp_path, STUDY_WITH_EXTERNAL))
-    ext = suite.external[0]
+    ext = suite.imported[0]
     runs = suite.runs(ext)
-    assert [(r.run_id, r.recipe) for r in runs] == [("ext.external", ext.recipe)]
+    assert [(r.run_id, r.recipe) for r in runs] == [("ext.imported", ext.recipe)]
     assert runs[0].recipe.input_size is None and ext.input_size == 40  # the runner decodes at 40 px
     assert suite.recipe_for(zoo.get("cnn0.scratch")).input_size == 64  # zoo entries still get the override
-    notes = [r.getMessage() for r in caplog.records if "ext.external" in r.getMessage()]
+    notes = [r.getMessage() for r in caplog.records if "ext.imported" in r.getMessage()]
     assert len(notes) == 1 and "not applied" in notes[0] and "40 px" in notes[0]
 
 
 def test_add_model_on_the_command_line_is_not_overridden_either(tmp_path, caplog):
-    spec = external_model(tmp_path)
+    spec = imported_model(tmp_path)
     suite = load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n[recipe]\ninput_size = 64\n'))
     with caplog.at_level(logging.INFO, logger="brainbench"):
-        suite = suite.with_external([str(spec)])
-    assert [r.recipe.input_size for r in suite.runs(suite.external[0])] == [None]
-    assert sum("ext.external" in r.getMessage() for r in caplog.records) == 1
+        suite = suite.with_imported([str(spec)])
+    assert [r.recipe.input_size for r in suite.runs(suite.imported[0])] == [None]
+    assert sum("ext.imported" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_two_external_models_with_one_name_are_an_error(tmp_path):
-    spec = external_model(tmp_path)
+def test_two_imported_models_with_one_name_are_an_error(tmp_path):
+    spec = imported_model(tmp_path)
     suite = load_suite(write(tmp_path, 'entries = ["cnn0.scratch"]\n'))
-    with pytest.raises(SuiteError, match="ext.external is listed twice"):
-        suite.with_external([str(spec), str(spec)])
+    with pytest.raises(SuiteError, match="ext.imported is listed twice"):
+        suite.with_imported([str(spec), str(spec)])
 
 
 # --- suites ship with the package --------------------------------------------------------------

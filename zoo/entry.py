@@ -17,7 +17,8 @@ from zoo.weights import PretrainedWeights, load_pretrained
 # mapping (N, in_channels, input_size, input_size) floats to (N, num_classes) logits.
 Builder = Callable[..., nn.Module]
 
-VARIANTS = ("scratch", "imagenet", "mocov2", "pixels", "external")
+# "imported": a model trained elsewhere and benchmarked from its file (bench/imported.py)
+VARIANTS = ("scratch", "imagenet", "mocov2", "pixels", "imported")
 
 # Normalization applied after scaling pixels to [0, 1].
 MRI_NORMALIZATION = ((0.5,), (0.25,))

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     add_common_data_options(parser)
     parser.add_argument("--models", help="only these suite entries: comma-separated names or patterns (cnn*)")
     parser.add_argument("--add-model", action="append", default=[], metavar="FILE",
-                        help="benchmark an external ONNX or TorchScript classifier described by a TOML file "
+                        help="benchmark an imported ONNX or TorchScript classifier (trained elsewhere) described by a TOML file "
                              "(repeatable; see README)")
     parser.add_argument("--out", default="results", help="results root (default: ./results)")
     parser.add_argument("--fresh", action="store_true", help="recompute finished rows and retrain checkpoints")
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite).with_external(args.add_model)
+    suite = load_suite(args.suite).with_imported(args.add_model)
     # Every place the run writes is checked first: a bad --out must not fail after an hour of training.
     options = RunOptions(data_dir=dataset_dir(args.data), out_root=writable_folder(args.out, "--out"),
                          store=CheckpointStore(writable_folder(store_dir(args.store), "--store")),

@@ -38,6 +38,17 @@ MODES: dict[str, Prepare] = {
 
 DEFAULT_MODES: tuple[str, ...] = tuple(MODES)
 
+# What a suite names in `modes = [...]`: a group of the modes above. Each group brings its precision
+# and layout variants along (the CUDA-only ones say "n/a: no CUDA device" on a CPU). Plain eager is
+# measured by every run (bench.evaluate.efficiency) and is the reference the others are checked against.
+MODE_GROUPS: dict[str, tuple[str, ...]] = {
+    "eager": ("eager_fp16", "eager_bf16", "eager_cl"),
+    "torchscript": ("torchscript",),
+    "compile": ("compile", "compile_max_autotune"),
+    "onnxruntime": ("onnxruntime",),
+    "tensorrt": ("tensorrt", "tensorrt_fp16"),
+}
+
 # Modes compiled once per input shape (torch.compile with static shapes); besides compile_s_<mode>
 # they have compile_s_b1_<mode> and compile_s_b<throughput batch>_<mode>.
 PER_BATCH_COMPILE_MODES: tuple[str, ...] = ("compile", "compile_max_autotune")

@@ -1,4 +1,4 @@
-"""Every deployment mode of a run (bench.runner.entry_pipeline.DEPLOY_MODES) through bench.deploy.deployment_row.
+"""Every deployment mode of a run (bench.deploy.modes.MODE_GROUPS) through bench.deploy.deployment_row.
 
 A mode passes with a latency, or is n/a for an expected absence (its prepare raised ModeUnavailable:
 no CUDA, a package not installed). Any other note is an error, and so is a full-precision mode
@@ -13,7 +13,7 @@ import torch
 from bench.data.batches import to_model_input
 from bench.deploy import AGREEMENT_THRESHOLD, MODES, ModeUnavailable, deployment_row
 from bench.gpu_check.runner import CheckFailed
-from bench.runner.entry_pipeline import DEPLOY_MODES
+from bench.deploy.modes import MODE_GROUPS
 from bench.train.loop import train_model
 
 REDUCED_PRECISION = ("eager_fp16", "eager_bf16", "tensorrt_fp16")
@@ -29,7 +29,7 @@ TIMING = {"cpu": {"batch1_warmup": 2, "batch1_iters": 5, "throughput_warmup": 1,
 
 def run_modes() -> tuple[str, ...]:
     """Plain eager (the reference, timed for comparison) and every mode a suite can name."""
-    return ("eager", *(mode for group in DEPLOY_MODES.values() for mode in group))
+    return ("eager", *(mode for group in MODE_GROUPS.values() for mode in group))
 
 
 def recording_unavailable(unavailable: set[str]):

@@ -86,7 +86,8 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager")
 LATENCY_NOTE = ("Model-only latency: inputs already on the device, warm-up first, median and p90 over the "
                 "timed runs; throughput at batch 64. Each compiled mode's outputs were compared with eager "
                 "on real test images before its time counted. `e2e` adds preprocessing of a decoded image "
-                "to the eager forward. A mode that cannot run here says why instead of a number.")
+                "to the eager forward. A mode that cannot run here says why instead of a number: `n/a` means "
+                "the mode cannot run on this machine, `error` that it failed.")
 
 
 def _significance_note(comparisons: dict | None) -> str:

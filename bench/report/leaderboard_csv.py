@@ -19,7 +19,7 @@ TEST_SUMMARY = ("n", "acc", "acc_ci95", "macro_f1", "macro_f1_ci95", "weighted_f
 PER_CLASS = ("precision", "sensitivity", "sensitivity_{}_ci95", "specificity", "f1", "auc")
 SIZE = ("params", "params_m", "gmacs", "size_mb")
 PER_MODE = ("latency_ms_b1_{}", "latency_ms_b1_{}_p90", "throughput_ips_b64_{}",
-            "throughput_batch_{}", "latency_note_{}")
+            "throughput_batch_{}", "compile_s_{}", "compile_s_b1_{}", "compile_s_b64_{}", "latency_note_{}")
 
 
 def csv_columns(rows: list[dict], classes: tuple[str, ...]) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bench.report.fmt import NA, cell, count, duration, missing, num, pct, pct_interval, sig
 from bench.report.honesty import significance_cell
-from bench.report.modes import latency_modes
+from bench.report.modes import latency_modes, mode_note
 from bench.report.rows import class_support, is_ok
 
 ERROR_CELL_CHARS = 120  # the full message is in the failures section below the tables
@@ -107,7 +107,7 @@ def _mode_cells(row: dict, mode: str) -> list[str]:
     median = row.get(f"latency_ms_b1_{mode}")
     if missing(median):
         # A mode that could not run says why, in the place its number would be.
-        return [cell(row.get(f"latency_note_{mode}") or NA)] + [""] * 5
+        return [cell(mode_note(row, mode))] + [""] * 5
     throughput = ips(row.get(f"throughput_ips_b64_{mode}"))
     batch = row.get(f"throughput_batch_{mode}")
     if not missing(batch) and int(batch) != 64 and throughput != NA:

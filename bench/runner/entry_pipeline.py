@@ -17,6 +17,7 @@ from bench.data.cache import Preprocessing
 from bench.data.dataset import LoadedDataset
 from bench.data.labels import CLASS_NAMES
 from bench.deploy import deployment_row
+from bench.deploy.modes import MODE_GROUPS
 from bench.evaluate.efficiency import efficiency_row
 from bench.evaluate.metrics import classification_metrics
 from bench.evaluate.predict import predict_logits
@@ -59,12 +60,12 @@ def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str, run_id: 
     return columns | ({"setting": setting} if setting else {})
 
 
-def external_trained(entry: ZooEntry, device: torch.device) -> TrainedModel:
-    """An external model is its own checkpoint: nothing to train, nothing stored."""
+def imported_trained(entry: ZooEntry, device: torch.device) -> TrainedModel:
+    """An imported model is its own checkpoint: nothing to train, nothing stored."""
     model = entry.builder(device=device)
     manifest = {"epochs_run": 0, "best_epoch": None, "best_val": {"acc": None}, "train_seconds": None,
-                "recipe": None, "external_file": entry.checkpoint.url_or_path,
-                "external_sha256": entry.checkpoint.sha256}
+                "recipe": None, "imported_file": entry.checkpoint.url_or_path,
+                "imported_sha256": entry.checkpoint.sha256}
     return TrainedModel(model, manifest, Path(entry.checkpoint.url_or_path).parent, loaded=True)
 
 
@@ -123,11 +124,6 @@ def probe_columns(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     return linear_probe_row(entry, data, store, device, recipe=recipe)
 
 
-# A suite names a mode; its precision and layout variants come with it (CUDA-only ones say
-# "n/a: no CUDA device" on a CPU). Plain eager is measured by efficiency_row and is the reference.
-DEPLOY_MODES = {"eager": ("eager_fp16", "eager_bf16", "eager_cl"), "torchscript": ("torchscript",),
-                "compile": ("compile", "compile_max_autotune"), "onnxruntime": ("onnxruntime",),
-                "tensorrt": ("tensorrt", "tensorrt_fp16")}
 CHECK_IMAGES = 256  # real test images each compiled mode must agree on with eager
 
 
@@ -139,7 +135,7 @@ def deployment_columns(model: torch.nn.Module, entry: ZooEntry, data: LoadedData
     with torch.no_grad():
         check = to_model_input(test.images[:CHECK_IMAGES], normalize)
     return deployment_row(model, (1, entry.in_channels, size, size), device, check,
-                          modes=tuple(m for mode in modes for m in DEPLOY_MODES[mode]),
+                          modes=tuple(m for mode in modes for m in MODE_GROUPS[mode]),
                           e2e_image=test.images[0], normalize=normalize, label=entry.name,
                           min_time_s=1.0 if device.type == "cuda" else None)
 
@@ -151,10 +147,10 @@ def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
-    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.variant, evaluation.split, identity)
-    if entry.variant == "external":
-        stage("loading external model")
-        trained = external_trained(entry, device)
+    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.setting, evaluation.split, identity)
+    if entry.variant == "imported":
+        stage("loading imported model")
+        trained = imported_trained(entry, device)
     else:
         stage("training" if fresh else "training or loading")
         trained = train_or_load(entry, recipe, data, store, device, fresh=fresh, settings=settings)
@@ -176,7 +172,7 @@ def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device
     if "efficiency" in measure:
         stage("measuring efficiency")
         size = row["input_size"]
-        weights = Path(entry.checkpoint.url_or_path) if entry.variant == "external" else trained.checkpoint_dir / WEIGHTS
+        weights = Path(entry.checkpoint.url_or_path) if entry.variant == "imported" else trained.checkpoint_dir / WEIGHTS
         row |= efficiency_row(trained.model, (1, entry.in_channels, size, size), device, checkpoint_path=weights)
         if len(modes) > 1 or device.type == "cuda":
             stage(f"measuring deployment modes ({', '.join(modes)})")

@@ -68,7 +68,7 @@ SPLITS = ("official", "clean")
 
 
 def select_runs(suite: Suite, models: str | None) -> list[SuiteRun]:
-    """The suite's rows to compute: every entry (once per study variant), filtered by --models."""
+    """The suite's rows to compute: every entry (once per study setting), filtered by --models."""
     entries = suite.all_entries()
     if models:
         patterns = [p.strip() for p in models.split(",") if p.strip()]
@@ -115,7 +115,7 @@ def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: 
     error_file = out_dir / ENTRIES_DIR / run.run_id / "error.txt"
     write_text_atomically(error_file, "".join(traceback.format_exception(error)))
     log.error("%s failed: %s (traceback in %s); continuing with the next entry", run.run_id, message, error_file)
-    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.variant, split)
+    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.setting, split)
     return {**identity, "status": "failed", "error": message}
 
 
@@ -198,7 +198,7 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
 def _checkpoint_verifies(run: SuiteRun, identity: ResultIdentity, store: CheckpointStore) -> bool:
     """A row stands for its checkpoint: reusable only while that still loads and verifies
     (an interrupted --fresh retraining, for one, removes the manifest before it trains)."""
-    if run.entry.variant == "external":  # an imported model is its own file, hashed when it was registered
+    if run.entry.variant == "imported":  # an imported model is its own file, hashed when it was registered
         return True
     try:
         store.load(identity.checkpoint_key())

@@ -12,7 +12,7 @@ from bench.data.cache import Preprocessing
 from bench.data.labels import CLASS_NAMES
 from bench.data.dataset import load_dataset
 from bench.evaluate.predict import predict_logits
-from bench.external import ExternalModelError, load_spec
+from bench.imported import ImportedModelError, load_spec
 from bench.runner.run_suite import RunOptions, run_suite
 from bench.suites import load_suite
 from bench.train.store import CheckpointStore
@@ -60,19 +60,19 @@ def write_spec(folder, model_path, **changes):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_external_model_scores_like_the_original(fmt, base_model, tmp_path, embedded_dataset):
+def test_imported_model_scores_like_the_original(fmt, base_model, tmp_path, embedded_dataset):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
     model_file = export(base_model, tmp_path, fmt)
     spec_file = write_spec(tmp_path, model_file)
     suite_file = tmp_path / "ext.toml"
-    suite_file.write_text('entries = []\nexternal = ["mynet.toml"]\n')
+    suite_file.write_text('entries = []\nimported = ["mynet.toml"]\n')
     options = RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
                          store=CheckpointStore(tmp_path / "store"), device=torch.device("cpu"),
                          cache_dir=tmp_path / "cache")
     out = run_suite(load_suite(str(suite_file)), options)
     row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["entry"] == "mynet.external" and row["status"] == "ok", row.get("error")
+    assert row["entry"] == "mynet.imported" and row["status"] == "ok", row.get("error")
 
     # The same model, evaluated natively in brainbench's class order.
     data = load_dataset(embedded_dataset, Preprocessing(32, 3), tmp_path / "cache")
@@ -84,7 +84,7 @@ def test_external_model_scores_like_the_original(fmt, base_model, tmp_path, embe
 
 
 def test_class_order_is_mapped(base_model, tmp_path):
-    from bench.external import load_model
+    from bench.imported import load_model
 
     spec = load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript")))
     x = torch.randn(2, 3, 32, 32)
@@ -103,17 +103,17 @@ def test_class_order_is_mapped(base_model, tmp_path):
 def test_bad_specs_name_the_problem(changes, message, base_model, tmp_path):
     model_file = export(base_model, tmp_path, "torchscript")
     (tmp_path / "mynet.h5").write_bytes(b"")
-    with pytest.raises(ExternalModelError) as error:
+    with pytest.raises(ImportedModelError) as error:
         load_spec(write_spec(tmp_path, model_file, **changes))
     assert message in str(error.value)
 
 
 def test_unloadable_file_is_named(tmp_path):
-    from bench.external import load_model
+    from bench.imported import load_model
 
     (tmp_path / "broken.pt").write_bytes(b"not torchscript")
     spec = load_spec(write_spec(tmp_path, tmp_path / "broken.pt"))
-    with pytest.raises(ExternalModelError, match="broken.pt"):
+    with pytest.raises(ImportedModelError, match="broken.pt"):
         load_model(spec)
 
 
@@ -138,25 +138,25 @@ def test_unloadable_file_is_named(tmp_path):
 ])
 def test_every_key_is_validated_with_a_one_line_message(changes, message, base_model, tmp_path):
     spec_file = write_spec(tmp_path, export(base_model, tmp_path, "torchscript"), **changes)
-    with pytest.raises(ExternalModelError) as error:
+    with pytest.raises(ImportedModelError) as error:
         load_spec(spec_file)
     assert str(error.value).startswith(f"{spec_file}: ") and message in str(error.value)
     assert "\n" not in str(error.value)
 
 
 def test_without_scale_the_pipeline_normalizes_exactly_as_before(base_model, tmp_path):
-    from bench.external import external_entry
+    from bench.imported import imported_entry
 
-    entry = external_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"))))
+    entry = imported_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"))))
     assert (entry.mean, entry.std) == (MEAN, STD)
 
 
 @pytest.mark.parametrize("scale, mean, std", [(1 / 255, None, None), (0.00392156862745098, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])])
 def test_scale_then_mean_std_is_the_declared_arithmetic(scale, mean, std, base_model, tmp_path):
-    from bench.external import external_entry
+    from bench.imported import imported_entry
 
     changes = {"scale": repr(scale), "mean": str(mean) if mean else None, "std": str(std) if std else None}
-    entry = external_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"), **changes)))
+    entry = imported_entry(load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript"), **changes)))
     pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     expected = pixels.double() * scale
     if mean:
@@ -191,13 +191,13 @@ def run_cli_with_added_model(tmp_path, embedded_dataset, spec_file):
 
     suite = tmp_path / "cpu64.toml"
     suite.write_text('entries = ["cnn0.scratch"]\n[recipe]\ninput_size = 64\nepochs = 1\n')
-    argv = ["run", "--suite", str(suite), "--add-model", str(spec_file), "--models", "mynet.external",
+    argv = ["run", "--suite", str(suite), "--add-model", str(spec_file), "--models", "mynet.imported",
             "--data", str(embedded_dataset), "--out", str(tmp_path / "results"), "--store", str(tmp_path / "store"),
             "--cache", str(tmp_path / "cache"), "--device", "cpu"]
     assert main(argv) == 0
     out = tmp_path / "results" / "cpu64" / "cpu-fp32-mini"
     row = json.loads((out / "results.json").read_text())["rows"][0]
-    return row, out / "entries" / "mynet.external" / "test_predictions.csv"
+    return row, out / "entries" / "mynet.imported" / "test_predictions.csv"
 
 
 def read_probabilities(csv_file) -> torch.Tensor:
@@ -208,7 +208,7 @@ def read_probabilities(csv_file) -> torch.Tensor:
     return torch.tensor([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in rows])
 
 
-def test_suite_recipe_input_size_does_not_reach_an_external_model(base_model, tmp_path, embedded_dataset):
+def test_suite_recipe_input_size_does_not_reach_an_imported_model(base_model, tmp_path, embedded_dataset):
     pytest.importorskip("onnxruntime")
     model_file = export_fixed_size_onnx(UserModel(base_model), tmp_path / "mynet.onnx", torch.zeros(1, 3, 32, 32))
     row, _ = run_cli_with_added_model(tmp_path, embedded_dataset, write_spec(tmp_path, model_file))

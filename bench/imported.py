@@ -1,7 +1,7 @@
-"""External checkpoints: a user's own 4-class classifier, exported to ONNX or TorchScript,
+"""Imported models: a user's own 4-class classifier, trained elsewhere and exported to ONNX or TorchScript,
 registered from a small TOML file and benchmarked with the same metrics as zoo entries.
 
-    name = "mynet"                      # shown as mynet.external
+    name = "mynet"                      # shown as mynet.imported
     path = "mynet.onnx"                 # relative to this file; .onnx or .pt/.ts (TorchScript)
     input_size = 224
     channels = 3
@@ -19,7 +19,7 @@ x = pixel * scale (scale defaults to 1/255), then x = (x - mean) / std where mea
 with layout = "nhwc" the batch is handed to the model as (N, H, W, C).
 
 ONNX models run through ONNX Runtime (CUDA provider when available, else CPU), TorchScript
-models through torch.jit.load. Outputs are reordered to brainbench's class order. An external
+models through torch.jit.load. Outputs are reordered to brainbench's class order. An imported
 model is never trained, so a suite's recipe overrides do not apply to it (bench/suites.py).
 """
 
@@ -38,6 +38,7 @@ from torch import nn
 
 from bench.data.labels import CLASS_NAMES, normalize_class_name
 from bench.errors import BrainbenchError
+from bench.jit_deprecation import jit_deprecations_once
 from zoo.entry import CheckpointRef, ZooEntry
 from zoo.recipe import Recipe, RecipeError, check_recipe_value, shown
 
@@ -54,15 +55,15 @@ LAYOUTS = ("nchw", "nhwc")
 # The decoded cache resizes every image once, with Pillow's bilinear filter, for every model
 # (bench/data/decode.py); another interpolation would need its own decoded view of the dataset.
 RESIZE_FILTERS = ("bilinear",)
-EXTERNAL_VARIANT = "external"
+IMPORTED_VARIANT = "imported"
 
 
-class ExternalModelError(BrainbenchError):
+class ImportedModelError(BrainbenchError):
     pass
 
 
 @dataclass(frozen=True)
-class ExternalModelSpec:
+class ImportedModelSpec:
     name: str
     path: Path
     format: str
@@ -78,23 +79,23 @@ class ExternalModelSpec:
     resize: str = "bilinear"
 
 
-def load_spec(toml_path: Path | str) -> ExternalModelSpec:
+def load_spec(toml_path: Path | str) -> ImportedModelSpec:
     toml_path = Path(toml_path)
     try:
         data = tomllib.loads(toml_path.read_text())
     except FileNotFoundError:
-        raise ExternalModelError(f"external model file {toml_path} does not exist") from None
+        raise ImportedModelError(f"imported model file {toml_path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ExternalModelError(f"{toml_path} is not valid TOML: {error}") from None
+        raise ImportedModelError(f"{toml_path} is not valid TOML: {error}") from None
     _check_keys(data, toml_path)
     path = _model_path(data["path"], toml_path)
     channels = _channels(data["channels"], toml_path)
-    return ExternalModelSpec(
+    return ImportedModelSpec(
         name=_name(data["name"], toml_path), path=path, format=FORMATS[path.suffix.lower()],
         input_size=_input_size(data["input_size"], toml_path), in_channels=channels,
         mean=_stats(data, "mean", channels, toml_path), std=_stats(data, "std", channels, toml_path),
         order=_class_order(data["classes"], toml_path),
-        source=_string(data, "source", f"external model {path.name}", toml_path),
+        source=_string(data, "source", f"imported model {path.name}", toml_path),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         layout=_choice(data, "layout", LAYOUTS, toml_path), scale=_scale(data.get("scale"), toml_path),
         resize=_resize(data.get("resize", RESIZE_FILTERS[0]), toml_path))
@@ -105,25 +106,25 @@ def _check_keys(data: dict, toml_path: Path) -> None:
     required = REQUIRED_KEYS | ({"mean", "std"} if "scale" not in data or {"mean", "std"} & set(data) else set())
     unknown, missing = set(data) - KEYS, required - set(data)
     if unknown or missing:
-        raise ExternalModelError(f"{toml_path}: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}; "
+        raise ImportedModelError(f"{toml_path}: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}; "
                                  f"required {sorted(REQUIRED_KEYS)}, mean and std unless scale is given, "
                                  f"optional {sorted(OPTIONAL_KEYS - {'mean', 'std'})}")
 
 
 def _model_path(value: object, toml_path: Path) -> Path:
     if not isinstance(value, str):
-        raise ExternalModelError(f"{toml_path}: path must be a string, got {shown(value)}")
+        raise ImportedModelError(f"{toml_path}: path must be a string, got {shown(value)}")
     path = (toml_path.parent / value).resolve()
     if path.suffix.lower() not in FORMATS:
-        raise ExternalModelError(f"{toml_path}: path {value!r} must end in one of {sorted(FORMATS)}")
+        raise ImportedModelError(f"{toml_path}: path {value!r} must end in one of {sorted(FORMATS)}")
     if not path.is_file():
-        raise ExternalModelError(f"{toml_path}: model file {path} does not exist")
+        raise ImportedModelError(f"{toml_path}: model file {path} does not exist")
     return path
 
 
 def _name(name: object, toml_path: Path) -> str:
     if not isinstance(name, str) or not name or "." in name or "/" in name:
-        raise ExternalModelError(f"{toml_path}: name must be a plain word (it is shown as NAME.external), got {name!r}")
+        raise ImportedModelError(f"{toml_path}: name must be a plain word (it is shown as NAME.imported), got {name!r}")
     return name
 
 
@@ -132,15 +133,15 @@ def _input_size(value: object, toml_path: Path) -> int:
     try:
         checked = check_recipe_value("input_size", value, f"{toml_path}:")
     except RecipeError as error:
-        raise ExternalModelError(str(error)) from None
+        raise ImportedModelError(str(error)) from None
     if checked is None:  # pragma: no cover - TOML has no null
-        raise ExternalModelError(f"{toml_path}: input_size must be a whole number")
+        raise ImportedModelError(f"{toml_path}: input_size must be a whole number")
     return checked
 
 
 def _channels(value: object, toml_path: Path) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value not in (1, 3):
-        raise ExternalModelError(f"{toml_path}: channels must be 1 or 3, got {shown(value)}")
+        raise ImportedModelError(f"{toml_path}: channels must be 1 or 3, got {shown(value)}")
     return value
 
 
@@ -153,10 +154,10 @@ def _stats(data: dict, key: str, channels: int, toml_path: Path) -> tuple[float,
         return None
     value = data[key]
     if not isinstance(value, list) or len(value) not in (1, channels) or not all(map(_finite_number, value)):
-        raise ExternalModelError(f"{toml_path}: {key} must be a list of 1 or {channels} finite numbers, "
+        raise ImportedModelError(f"{toml_path}: {key} must be a list of 1 or {channels} finite numbers, "
                                  f"got {shown(value)}")
     if key == "std" and not all(v > 0 for v in value):
-        raise ExternalModelError(f"{toml_path}: std values must be positive, got {shown(value)}")
+        raise ImportedModelError(f"{toml_path}: std values must be positive, got {shown(value)}")
     return tuple(float(v) for v in value)
 
 
@@ -164,7 +165,7 @@ def _scale(value: object, toml_path: Path) -> float | None:
     if value is None:
         return None
     if not _finite_number(value) or not value > 0:
-        raise ExternalModelError(f"{toml_path}: scale must be a positive number (e.g. 0.00392156862745098 = 1/255), "
+        raise ImportedModelError(f"{toml_path}: scale must be a positive number (e.g. 0.00392156862745098 = 1/255), "
                                  f"got {shown(value)}")
     return float(value)
 
@@ -172,13 +173,13 @@ def _scale(value: object, toml_path: Path) -> float | None:
 def _choice(data: dict, key: str, choices: tuple[str, ...], toml_path: Path) -> str:
     value = data.get(key, choices[0])
     if not isinstance(value, str) or value not in choices:
-        raise ExternalModelError(f"{toml_path}: {key} must be {' or '.join(map(shown, choices))}, got {shown(value)}")
+        raise ImportedModelError(f"{toml_path}: {key} must be {' or '.join(map(shown, choices))}, got {shown(value)}")
     return value
 
 
 def _resize(value: object, toml_path: Path) -> str:
     if not isinstance(value, str) or value not in RESIZE_FILTERS:
-        raise ExternalModelError(
+        raise ImportedModelError(
             f"{toml_path}: resize {shown(value)} is not supported: brainbench decodes every image once, "
             f"padded to a square and resized with Pillow's antialiased bilinear filter, for all models; "
             f"supported: {', '.join(map(shown, RESIZE_FILTERS))}")
@@ -188,7 +189,7 @@ def _resize(value: object, toml_path: Path) -> str:
 def _string(data: dict, key: str, default: str, toml_path: Path) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise ExternalModelError(f"{toml_path}: {key} must be a string, got {shown(value)}")
+        raise ImportedModelError(f"{toml_path}: {key} must be a string, got {shown(value)}")
     return value
 
 
@@ -196,9 +197,9 @@ def _class_order(classes: object, toml_path: Path) -> tuple[int, ...]:
     try:
         normalized = [normalize_class_name(c) for c in classes]
     except (TypeError, BrainbenchError) as error:
-        raise ExternalModelError(f"{toml_path}: classes: {error}") from None
+        raise ImportedModelError(f"{toml_path}: classes: {error}") from None
     if sorted(normalized) != sorted(CLASS_NAMES):
-        raise ExternalModelError(f"{toml_path}: classes must name each of {', '.join(CLASS_NAMES)} once, "
+        raise ImportedModelError(f"{toml_path}: classes must name each of {', '.join(CLASS_NAMES)} once, "
                                  f"got {list(classes)}")
     return tuple(normalized.index(name) for name in CLASS_NAMES)
 
@@ -234,7 +235,7 @@ class OnnxRuntimeModule(nn.Module):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ExternalModelError(f"{path} is an ONNX model but onnxruntime is not installed: "
+            raise ImportedModelError(f"{path} is an ONNX model but onnxruntime is not installed: "
                                      "pip install 'brainbench[onnx]'") from None
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -247,27 +248,28 @@ class OnnxRuntimeModule(nn.Module):
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
 
 
-def load_model(spec: ExternalModelSpec, device: torch.device | str = "cpu") -> nn.Module:
+def load_model(spec: ImportedModelSpec, device: torch.device | str = "cpu") -> nn.Module:
     device = torch.device(device)
     try:
         if spec.format == "onnx":
             inner = OnnxRuntimeModule(spec.path, device)
         else:
-            inner = torch.jit.load(str(spec.path), map_location=device)
-    except ExternalModelError:
+            with jit_deprecations_once():
+                inner = torch.jit.load(str(spec.path), map_location=device)
+    except ImportedModelError:
         raise
     except Exception as error:  # noqa: BLE001 - any loader failure names the file
-        raise ExternalModelError(f"cannot load {spec.format} model {spec.path}: {type(error).__name__}: {error}") from None
+        raise ImportedModelError(f"cannot load {spec.format} model {spec.path}: {type(error).__name__}: {error}") from None
     if spec.layout == "nhwc":
         inner = _ChannelsLastInput(inner)
     return _Reordered(inner, spec.order).eval()
 
 
-def is_external(entry: ZooEntry) -> bool:
-    return entry.variant == EXTERNAL_VARIANT
+def is_imported(entry: ZooEntry) -> bool:
+    return entry.variant == IMPORTED_VARIANT
 
 
-def pipeline_normalization(spec: ExternalModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def pipeline_normalization(spec: ImportedModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The mean/std that brainbench's normalizer, which computes (pixel / 255 - m) / s, needs to
     compute the spec's (pixel * scale - mean) / std: m = mean / (255 scale), s = std / (255 scale).
     Without scale, the declared mean/std are used as they are (the zoo's own convention)."""
@@ -278,10 +280,10 @@ def pipeline_normalization(spec: ExternalModelSpec) -> tuple[tuple[float, ...], 
     return tuple(m / factor for m in mean), tuple(s / factor for s in std)
 
 
-def external_entry(spec: ExternalModelSpec) -> ZooEntry:
+def imported_entry(spec: ImportedModelSpec) -> ZooEntry:
     """A zoo-shaped entry (not registered) whose builder loads the file instead of building."""
     mean, std = pipeline_normalization(spec)
-    return ZooEntry(arch=spec.name, variant=EXTERNAL_VARIANT, builder=lambda device="cpu", **_: load_model(spec, device),
+    return ZooEntry(arch=spec.name, variant=IMPORTED_VARIANT, builder=lambda device="cpu", **_: load_model(spec, device),
                     input_size=spec.input_size, in_channels=spec.in_channels, mean=mean, std=std,
                     recipe=Recipe(), source=spec.source,
                     checkpoint=CheckpointRef(url_or_path=str(spec.path), sha256=spec.sha256))
