@@ -98,12 +98,12 @@ def key_of_folder(folder: Path) -> tuple[CheckpointStore, CheckpointKey]:
     `CheckpointStore.load` catch a manifest that does not belong to its folder.
     """
     folder = Path(folder).expanduser().resolve()
-    recipe_hash, dash, fingerprint = folder.name.partition("-")
-    if not dash or not recipe_hash or not fingerprint:
+    model_hash, dash, fingerprint = folder.name.partition("-")
+    if not dash or not model_hash or not fingerprint:
         raise CheckpointError(
-            f"{folder} is not a checkpoint folder: expected <store>/<entry>/<recipe hash>-<dataset fingerprint>"
+            f"{folder} is not a checkpoint folder: expected <store>/<entry>/<model hash>-<dataset fingerprint>"
         )
-    return CheckpointStore(folder.parent.parent), CheckpointKey(folder.parent.name, recipe_hash, fingerprint)
+    return CheckpointStore(folder.parent.parent), CheckpointKey(folder.parent.name, model_hash, fingerprint)
 
 
 # --- loading --------------------------------------------------------------------------------

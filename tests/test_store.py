@@ -58,7 +58,7 @@ def test_truncated_manifest_is_refused(saved):
         store.load(key)
 
 
-@pytest.mark.parametrize("field, value", [("entry", "cnn1.scratch"), ("recipe_hash", "zzz"),
+@pytest.mark.parametrize("field, value", [("entry", "cnn1.scratch"), ("model_hash", "zzz"),
                                           ("dataset_fingerprint", "beef")])
 def test_manifest_that_disagrees_with_its_key_is_refused(saved, field, value):
     store, key = saved

@@ -123,7 +123,7 @@ def test_a_directory_in_place_of_a_checkpoint_file_is_reported(saved, file):
     ("format", "1", "field 'format' is '1', expected int"),
     ("format", True, "field 'format' is True, expected int"),
     ("entry", 5, "field 'entry' is 5, expected str"),
-    ("format", 2, "has format 2, this brainbench reads format 1"),
+    ("format", 1, "has format 1, this brainbench reads format 2"),
 ])
 def test_a_manifest_field_missing_or_of_the_wrong_type_is_named(saved, field, value, message):
     path = saved.folder(KEY) / MANIFEST
@@ -173,7 +173,7 @@ HOLDER = textwrap.dedent("""
 
 
 def start_holder(root: Path, key: CheckpointKey) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), key.entry, key.recipe_hash, key.fingerprint],
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), key.entry, key.model_hash, key.fingerprint],
                               cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "training"
     return holder

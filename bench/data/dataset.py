@@ -22,15 +22,8 @@ class LoadedDataset:
     fingerprint: str
     decoded: DecodedDataset
     # Set for the leak-free split: validation then keeps duplicate groups whole, and the
-    # checkpoint key says so (the model differs from the official split's).
+    # checkpoint key says so (bench.identity.data_key: the model differs from the official split's).
     clean_split: LeakageIndex | None = None
-
-    @property
-    def split_key(self) -> str:
-        """The data part of a checkpoint key: the fingerprint, plus the clean split's threshold."""
-        if self.clean_split is None:
-            return self.fingerprint
-        return f"{self.fingerprint}-clean{self.clean_split.threshold:g}"
 
     def train_val_split(self, val_fraction: float, seed: int) -> tuple[DecodedSplit, DecodedSplit]:
         """Validation carved out of Training; on the clean split, duplicate groups stay whole."""

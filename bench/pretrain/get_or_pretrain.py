@@ -31,7 +31,7 @@ class PretrainedBackbone:
 
     def record(self) -> dict:
         """What a fine-tuned checkpoint's manifest says about the backbone it started from."""
-        return {"method": "mocov2", "backbone_entry": self.key.entry, "backbone_recipe_hash": self.key.recipe_hash,
+        return {"method": "mocov2", "backbone_entry": self.key.entry, "backbone_model_hash": self.key.model_hash,
                 "backbone_folder": str(self.folder), "backbone_loaded_from_store": self.loaded,
                 "moco_recipe": self.manifest["moco_recipe"], "final_loss": self.manifest["final_loss"],
                 "pretrain_seconds": self.manifest["pretrain_seconds"]}

@@ -1,6 +1,6 @@
 """The checkpoint store: safetensors weights plus a JSON manifest, one folder per key.
 
-    <store>/<entry>/<recipe hash>-<dataset fingerprint>/
+    <store>/<entry>/<model hash>-<data key>/      (bench.identity: entry, input contract, recipe; fingerprint and split)
         model.safetensors   weights only: loading never unpickles anything
         manifest.json       entry, recipe, hashes, best validation metrics, environment
         history.csv         per-epoch train and validation loss and accuracy
@@ -44,11 +44,11 @@ WEIGHTS = "model.safetensors"
 HISTORY = "history.csv"
 RESUME = "resume.pt"
 LOCK = "train.lock"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyed by the model hash of bench.identity (1: by the recipe hash)
 
 # The manifest fields load() itself reads, and their types; callers may ask for more (load's `require`).
 STORE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": int, "entry": str, "recipe_hash": str, "dataset_fingerprint": str, "weights_sha256": str,
+    "format": int, "entry": str, "model_hash": str, "dataset_fingerprint": str, "weights_sha256": str,
 }
 # What a trained classifier's manifest must hold for `brainbench train` and the runner to report it.
 TRAINED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -65,11 +65,11 @@ _HELD_LOCKS: dict[Path, int] = {}
 @dataclass(frozen=True)
 class CheckpointKey:
     entry: str
-    recipe_hash: str
+    model_hash: str  # bench.identity: entry, input contract and recipe, hashed
     fingerprint: str
 
     def folder(self, root: Path) -> Path:
-        return Path(root) / self.entry / f"{self.recipe_hash}-{self.fingerprint}"
+        return Path(root) / self.entry / f"{self.model_hash}-{self.fingerprint}"
 
 
 def first_nonfinite(tensors: Mapping[str, torch.Tensor]) -> tuple[str, str] | None:
@@ -244,7 +244,7 @@ class CheckpointStore:
         manifest = {
             "format": FORMAT_VERSION,
             "entry": key.entry,
-            "recipe_hash": key.recipe_hash,
+            "model_hash": key.model_hash,
             "dataset_fingerprint": key.fingerprint,
             "weights_file": WEIGHTS,
             "weights_sha256": file_sha256(folder / WEIGHTS),
@@ -270,7 +270,7 @@ class CheckpointStore:
             raise CheckpointError(f"refusing to write {path}: weight {bad[0]} holds {bad[1]}")
         with _written(path) as tmp, open(tmp, "wb") as out:
             # Through a Python file, so that a failed write surfaces its OSError (see _os_error_in).
-            torch.save({**state, "key": [key.entry, key.recipe_hash, key.fingerprint]}, out)
+            torch.save({**state, "key": [key.entry, key.model_hash, key.fingerprint]}, out)
             out.flush()
             os.fsync(out.fileno())
 
@@ -286,7 +286,7 @@ class CheckpointStore:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - truncated zip, pickle or version errors, a directory
             raise CheckpointError(f"resume state {path} is unreadable: {str(error).splitlines()[0]}") from None
-        expected = [key.entry, key.recipe_hash, key.fingerprint]
+        expected = [key.entry, key.model_hash, key.fingerprint]
         if not isinstance(state, dict) or state.get("key") != expected:
             raise CheckpointError(f"resume state {path} belongs to another checkpoint: "
                                   f"{state.get('key') if isinstance(state, dict) else state!r}, expected {expected}")
@@ -320,7 +320,7 @@ class CheckpointStore:
         if manifest["format"] != FORMAT_VERSION:
             raise CheckpointError(f"manifest {manifest_path} has format {manifest['format']}, "
                                   f"this brainbench reads format {FORMAT_VERSION}")
-        expected = {"entry": key.entry, "recipe_hash": key.recipe_hash, "dataset_fingerprint": key.fingerprint}
+        expected = {"entry": key.entry, "model_hash": key.model_hash, "dataset_fingerprint": key.fingerprint}
         for field, value in expected.items():
             if manifest.get(field) != value:
                 raise CheckpointError(
