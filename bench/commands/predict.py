@@ -52,10 +52,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)  # options first: a typo there is named before any lookup
     names, optional = _entry_names(args.entry, args.models)
     store = store_dir(args.store)
     folders = _checkpoint_folders(names, store, args.checkpoint, optional=optional)
-    device = resolve_device(args.device)
     # Load every checkpoint before printing anything: a corrupted one stops the command cleanly.
     models = [load_checkpoint(folder, device) for folder in folders]
     for loaded in models:

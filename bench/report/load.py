@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from bench.errors import BrainbenchError
@@ -36,7 +37,30 @@ def check_results(results, source: str) -> None:
     for key in ("suite", "environment", "dataset"):
         if results.get(key) is not None and not isinstance(results[key], dict):
             raise BrainbenchError(f"malformed results in {source}: {key!r} must be an object")
+    for row in rows:
+        _check_numbers(row, source)
     names = [row["entry"] for row in rows]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise BrainbenchError(f"malformed results in {source}: entries appear twice: {', '.join(duplicates)}")
+
+
+# Columns the reports format as numbers (or lists of numbers: intervals, per-class values, the
+# confusion matrix). A string there would surface as a format-code error naming neither the
+# column nor the row; text columns (notes, tasks, providers, names) never match.
+NUMERIC_COLUMN = re.compile(r"^(test_|clean_|leak_acc_|latency_ms_|throughput_ips_|compile_s|probe_acc_|params$|gmacs$|"
+                            r"size_mb$|val_acc$|train_seconds$|entry_seconds$|epochs_run$|best_epoch$|input_size$|"
+                            r"ext_.*_(acc|acc_ci95|balanced_acc|macro_f1|n|n_images)$)")
+
+
+def _is_number_or_numbers(value) -> bool:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return True
+    return isinstance(value, list) and all(_is_number_or_numbers(v) for v in value)
+
+
+def _check_numbers(row: dict, source: str) -> None:
+    for key, value in row.items():
+        if NUMERIC_COLUMN.match(key) and not key.endswith("_classes") and not _is_number_or_numbers(value):
+            raise BrainbenchError(f"malformed results in {source}: row {row['entry']!r} column {key!r} must be a "
+                                  f"number, got {json.dumps(value)[:60]}")

@@ -19,8 +19,7 @@ DATASET_FIELDS = (
     ("path", "dataset path"), ("fingerprint", "dataset fingerprint"), ("layout", "dataset layout"),
     ("n_train_images", "train images"), ("n_test_images", "test images"),
     ("n_unreadable_skipped", "unreadable images skipped"),
-    ("n_unusable_entries_skipped", "unusable entries skipped (folder links, FIFOs, broken links, repeats, "
-                                   "non-UTF-8 names)"),
+    ("n_unusable_entries_skipped", "unusable entries skipped"),  # folder links, FIFOs, broken links, repeats
     ("empty_classes", "classes with empty folders"),
 )
 
