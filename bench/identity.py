@@ -41,6 +41,7 @@ class InputContract:
     std: tuple[float, ...]
     classes: tuple[str, ...]
     crop_to_content: bool = False
+    resize: str = "bilinear"
 
     def record(self) -> dict:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std), "classes": list(self.classes)}
@@ -48,14 +49,15 @@ class InputContract:
     @classmethod
     def from_record(cls, record: dict) -> InputContract:
         return cls(int(record["size"]), int(record["channels"]), tuple(record["mean"]), tuple(record["std"]),
-                   tuple(record["classes"]), bool(record.get("crop_to_content", False)))
+                   tuple(record["classes"]), bool(record.get("crop_to_content", False)),
+                   str(record.get("resize", "bilinear")))
 
 
 def input_contract(entry: ZooEntry, recipe: Recipe) -> InputContract:
     """The contract of `entry` trained with `recipe`: a recipe's input_size overrides the entry's."""
     # The label set is the Kaggle one until datasets declare their own (issue: dataset declarations).
     return InputContract(recipe.input_size or entry.input_size, entry.in_channels, tuple(entry.mean),
-                         tuple(entry.std), tuple(CLASS_NAMES), recipe.crop_to_content)
+                         tuple(entry.std), tuple(CLASS_NAMES), recipe.crop_to_content, entry.resize)
 
 
 class DataLike(Protocol):

@@ -11,10 +11,11 @@ registered from a small TOML file and benchmarked with the same metrics as zoo e
     source = "where the model comes from"
     layout = "nchw"                     # optional: "nchw" (default) or "nhwc" (Keras exports)
     scale = 0.00392156862745098         # optional: x = pixel * scale; default 1/255
-    resize = "bilinear"                 # optional: the only interpolation the decoded cache has
+    resize = "bilinear"                 # optional: bilinear (default), nearest, bicubic, lanczos, area
 
 Preprocessing, exactly: each image is padded to a black square and resized to input_size with
-Pillow's bilinear filter (antialiased when shrinking), giving uint8 pixels; then
+the `resize` filter of Pillow (bilinear by default, antialiased when shrinking; another filter gets
+its own decoded view of the dataset), giving uint8 pixels; then
 x = pixel * scale (scale defaults to 1/255), then x = (x - mean) / std where mean/std are given;
 with layout = "nhwc" the batch is handed to the model as (N, H, W, C).
 
@@ -39,7 +40,7 @@ from torch import nn
 from bench.data.labels import CLASS_NAMES, normalize_class_name
 from bench.errors import BrainbenchError
 from bench.jit_deprecation import jit_deprecations_once
-from zoo.entry import CheckpointRef, ZooEntry
+from zoo.entry import RESIZE_FILTERS, CheckpointRef, ZooEntry
 from zoo.recipe import Recipe, RecipeError, check_recipe_value, shown
 
 if sys.version_info >= (3, 11):
@@ -52,9 +53,6 @@ REQUIRED_KEYS = {"name", "path", "input_size", "channels", "classes"}
 OPTIONAL_KEYS = {"mean", "std", "source", "layout", "scale", "resize"}
 KEYS = REQUIRED_KEYS | OPTIONAL_KEYS
 LAYOUTS = ("nchw", "nhwc")
-# The decoded cache resizes every image once, with Pillow's bilinear filter, for every model
-# (bench/data/decode.py); another interpolation would need its own decoded view of the dataset.
-RESIZE_FILTERS = ("bilinear",)
 IMPORTED_VARIANT = "imported"
 
 
@@ -179,10 +177,8 @@ def _choice(data: dict, key: str, choices: tuple[str, ...], toml_path: Path) -> 
 
 def _resize(value: object, toml_path: Path) -> str:
     if not isinstance(value, str) or value not in RESIZE_FILTERS:
-        raise ImportedModelError(
-            f"{toml_path}: resize {shown(value)} is not supported: brainbench decodes every image once, "
-            f"padded to a square and resized with Pillow's antialiased bilinear filter, for all models; "
-            f"supported: {', '.join(map(shown, RESIZE_FILTERS))}")
+        raise ImportedModelError(f"{toml_path}: resize must be one of {', '.join(map(shown, RESIZE_FILTERS))}, "
+                                 f"got {shown(value)}")
     return value
 
 
@@ -285,5 +281,5 @@ def imported_entry(spec: ImportedModelSpec) -> ZooEntry:
     mean, std = pipeline_normalization(spec)
     return ZooEntry(arch=spec.name, variant=IMPORTED_VARIANT, builder=lambda device="cpu", **_: load_model(spec, device),
                     input_size=spec.input_size, in_channels=spec.in_channels, mean=mean, std=std,
-                    recipe=Recipe(), source=spec.source,
+                    recipe=Recipe(), source=spec.source, resize=spec.resize,
                     checkpoint=CheckpointRef(url_or_path=str(spec.path), sha256=spec.sha256))

@@ -121,7 +121,8 @@ class LoadedModel:
     @property
     def preprocessing(self) -> Preprocessing:
         """Exactly what the training images went through: size, channels, crop."""
-        return Preprocessing(self.contract.size, self.contract.channels, self.contract.crop_to_content)
+        return Preprocessing(self.contract.size, self.contract.channels, self.contract.crop_to_content,
+                             self.contract.resize)
 
     def describe(self) -> str:
         """One line telling the user which checkpoint answers: folder, data, quality, age."""
@@ -192,7 +193,7 @@ def decode_for(prep: Preprocessing, path: Path) -> np.ndarray:
     if not path.is_file():
         raise ImageDecodeError("not a file")
     try:
-        return decode_image(path, prep.size, prep.channels, prep.crop_to_content)
+        return decode_image(path, prep.size, prep.channels, prep.crop_to_content, prep.resize)
     except ImageDecodeError as error:
         # The table already shows the file, so drop decode_image's "<path>: " prefix.
         raise ImageDecodeError(str(error).removeprefix(f"{path}: ")) from None

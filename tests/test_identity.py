@@ -93,3 +93,16 @@ def test_a_row_whose_checkpoint_is_gone_is_computed_again(tmp_path, embedded_dat
     assert "checkpoint is gone or damaged" in said and "finished row found, skipping" not in said
     row = json.loads((out / "rows" / "cnn0.scratch.json").read_text())
     assert row["status"] == "ok" and row["loaded_from_store"] is False and manifest.is_file()
+
+
+def test_the_resize_filter_is_part_of_the_contract_and_of_the_decoded_view(data):
+    from bench.data.decode import RESAMPLING
+    from zoo.entry import RESIZE_FILTERS
+
+    assert set(RESAMPLING) == set(RESIZE_FILTERS)  # every filter an entry may name can be decoded
+    entry = zoo.get("cnn0.scratch")
+    assert checkpoint_key(dataclasses.replace(entry, resize="nearest"), entry.recipe, data) != \
+        checkpoint_key(entry, entry.recipe, data)
+    # Caches decoded before the filter was a choice keep their key; another filter gets its own.
+    assert Preprocessing(32, 3).key("f") == Preprocessing(32, 3, resize="bilinear").key("f") != \
+        Preprocessing(32, 3, resize="nearest").key("f")

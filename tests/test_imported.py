@@ -122,8 +122,8 @@ def test_unloadable_file_is_named(tmp_path):
     ({"scale": '"abc"'}, 'scale must be a positive number (e.g. 0.00392156862745098 = 1/255), got "abc"'),
     ({"scale": "0"}, "scale must be a positive number"),
     ({"scale": "inf"}, "scale must be a positive number"),
-    ({"resize": '"nearest"'}, 'resize "nearest" is not supported'),
-    ({"resize": "3"}, "resize 3 is not supported"),
+    ({"resize": '"cubic"'}, 'resize must be one of "bilinear", "nearest", "bicubic", "lanczos", "area", got "cubic"'),
+    ({"resize": "3"}, "resize must be one of"),
     ({"input_size": '"224"'}, 'input_size must be a whole number, got "224"'),
     ({"input_size": "true"}, "input_size must be a whole number, got true"),
     ({"input_size": "8"}, "input_size must be between 16 and 1024 px, got 8"),
@@ -216,18 +216,22 @@ def test_suite_recipe_input_size_does_not_reach_an_imported_model(base_model, tm
     assert row["input_size"] == 32
 
 
-def test_nhwc_onnx_model_predicts_as_onnxruntime_does(base_model, tmp_path, embedded_dataset):
+@pytest.mark.parametrize("resize", ["bilinear", "nearest"])
+def test_nhwc_onnx_model_predicts_as_onnxruntime_does(base_model, tmp_path, embedded_dataset, resize):
     ort = pytest.importorskip("onnxruntime")
     import numpy as np
 
     model_file = export_fixed_size_onnx(NhwcUserModel(base_model), tmp_path / "mynet.onnx", torch.zeros(1, 32, 32, 3))
     spec_file = write_spec(tmp_path, model_file, mean=None, std=None, scale="0.00392156862745098",
-                           layout='"nhwc"', resize='"bilinear"')
+                           layout='"nhwc"', resize=f'"{resize}"')
     row, predictions = run_cli_with_added_model(tmp_path, embedded_dataset, spec_file)
     assert row["status"] == "ok", row.get("error")
 
-    # The same pixels, preprocessed by hand as the spec says: x = pixel * scale, NHWC.
-    test = load_dataset(embedded_dataset, Preprocessing(32, 3), tmp_path / "cache").decoded.test
+    # The same pixels, preprocessed by hand as the spec says: resized with its filter, x = pixel * scale, NHWC.
+    test = load_dataset(embedded_dataset, Preprocessing(32, 3, resize=resize), tmp_path / "cache").decoded.test
+    if resize == "nearest":  # guards the comparison: the filter really changes the pixels the model sees
+        bilinear = load_dataset(embedded_dataset, Preprocessing(32, 3), tmp_path / "cache").decoded.test
+        assert not torch.equal(bilinear.images, test.images)
     pixels = test.images.permute(0, 2, 3, 1).numpy().astype(np.float32) * np.float32(0.00392156862745098)
     logits = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"]).run(None, {"x": pixels})[0]
     user_order = torch.softmax(torch.from_numpy(logits), dim=1)

@@ -20,6 +20,10 @@ Builder = Callable[..., nn.Module]
 # "imported": a model trained elsewhere and benchmarked from its file (bench/imported.py)
 VARIANTS = ("scratch", "imagenet", "mocov2", "pixels", "imported")
 
+# How an image is resized to the input size (after padding to a square); names of Pillow filters.
+# "bilinear" (antialiased) is brainbench's own; an imported model may have been trained on another.
+RESIZE_FILTERS = ("bilinear", "nearest", "bicubic", "lanczos", "area")
+
 # Normalization applied after scaling pixels to [0, 1].
 MRI_NORMALIZATION = ((0.5,), (0.25,))
 IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -48,6 +52,7 @@ class ZooEntry:
     num_classes: int = 4
     pretraining: MocoRecipe | None = None  # variant "mocov2": how the backbone is pretrained
     weights: PretrainedWeights | None = None  # variant "imagenet": the published weights it starts from
+    resize: str = "bilinear"  # one of RESIZE_FILTERS: part of the input contract
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -58,6 +63,8 @@ class ZooEntry:
             raise ValueError(f"entry {self.name}: an imagenet entry needs a weights spec, and only it")
         if self.weights is not None:
             self._check_matches_weights(self.weights)
+        if self.resize not in RESIZE_FILTERS:
+            raise ValueError(f"entry {self.name}: resize must be one of {RESIZE_FILTERS}, got {self.resize!r}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"entry {self.name}: in_channels must be 1 or 3, got {self.in_channels}")
         for stats in (self.mean, self.std):

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = writable_file(args.out, "--out") if args.out else None  # before minutes of measuring
     data = load_dataset(dataset_dir(args.data), Preprocessing(settings.input_size, entry.in_channels,
-                                                              recipe.crop_to_content),
+                                                              recipe.crop_to_content, entry.resize),
                         writable_folder(decoded_cache_dir(args.cache), "--cache"))
     result = measure_train_throughput(entry, recipe, data, settings, device)
     print(markdown_table(result))

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     store = CheckpointStore(writable_folder(store_dir(args.store), "--store"))
     cache = writable_folder(decoded_cache_dir(args.cache), "--cache")
-    prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content)
+    prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content,
+                         entry.resize)
     data = load_dataset(dataset_dir(args.data), prep, cache)
     started = time.perf_counter()
     trained = train_or_load(entry, recipe, data, store, device, fresh=args.fresh,

@@ -56,9 +56,12 @@ class Preprocessing:
     size: int
     channels: int
     crop_to_content: bool = False
+    resize: str = "bilinear"  # zoo.entry.RESIZE_FILTERS
 
     def key(self, fingerprint: str) -> str:
         text = f"{fingerprint}|{self.size}|{self.channels}|crop={self.crop_to_content}|v{DECODER_VERSION}"
+        if self.resize != "bilinear":  # only then: caches decoded before the filter was a choice stay valid
+            text += f"|resize={self.resize}"
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -86,7 +89,7 @@ def decode_all(samples: tuple[Sample, ...], prep: Preprocessing, desc: str):
 
     def one(sample: Sample):
         try:
-            return decode_image(sample.path, prep.size, prep.channels, prep.crop_to_content), None
+            return decode_image(sample.path, prep.size, prep.channels, prep.crop_to_content, prep.resize), None
         except ImageDecodeError as error:
             return None, str(error)
 

@@ -37,7 +37,14 @@ MAX_PIXELS = 64_000_000
 _OPEN_LOCK = threading.Lock()
 
 
-def decode_image(path: Path, size: int, channels: int, crop_to_content: bool = False) -> np.ndarray:
+# zoo.entry.RESIZE_FILTERS by name; "area" is Pillow's box filter (the mean over each source area).
+RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
+              "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+              "area": Image.Resampling.BOX}
+
+
+def decode_image(path: Path, size: int, channels: int, crop_to_content: bool = False,
+                 resize: str = "bilinear") -> np.ndarray:
     """Return a uint8 array of shape (channels, size, size); ImageDecodeError if unreadable."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
@@ -51,7 +58,7 @@ def decode_image(path: Path, size: int, channels: int, crop_to_content: bool = F
         gray = pixels if pixels.ndim == 2 else _luminance(pixels)
         top, bottom, left, right = content_box(gray)
         pixels = pixels[top:bottom, left:right]
-    pixels = _resize(_pad_square(pixels), size)
+    pixels = _resize(_pad_square(pixels), size, resize)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[None], channels, axis=0)
     else:
@@ -149,12 +156,12 @@ def _pad_square(pixels: np.ndarray) -> np.ndarray:
     return np.pad(pixels, pad)
 
 
-def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of a square (H, W) or (H, W, 3) uint8 array."""
+def _resize(pixels: np.ndarray, size: int, resize: str = "bilinear") -> np.ndarray:
+    """Resize a square (H, W) or (H, W, 3) uint8 array; antialiased bilinear unless told otherwise."""
     if pixels.shape[0] == size:
         return pixels
     # Pillow's bilinear filter widens with the scale factor, i.e. it antialiases downscaling.
-    img = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)
+    img = Image.fromarray(pixels).resize((size, size), RESAMPLING[resize])
     return np.asarray(img)
 
 

@@ -118,7 +118,7 @@ def probe_columns(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
             row = linear_probe_row(entry, data, store, device, recipe=recipe)
             return row | {"probe_note_imagenet": f"n/a: {str(error).splitlines()[0]}"}
         imagenet_view = view_for(Preprocessing(data.decoded.preprocessing.size, imagenet.in_channels,
-                                               data.decoded.preprocessing.crop_to_content))
+                                               data.decoded.preprocessing.crop_to_content, imagenet.resize))
         return linear_probe_row(entry, data, store, device, recipe=recipe, imagenet_entry=imagenet,
                                 imagenet_data=imagenet_view)
     return linear_probe_row(entry, data, store, device, recipe=recipe)

@@ -106,7 +106,7 @@ class DatasetViews:
 
 def _preprocessing(run: SuiteRun) -> Preprocessing:
     return Preprocessing(run.recipe.input_size or run.entry.input_size, run.entry.in_channels,
-                         run.recipe.crop_to_content)
+                         run.recipe.crop_to_content, run.entry.resize)
 
 
 def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path, split: str) -> dict:
