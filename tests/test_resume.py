@@ -8,26 +8,14 @@ import torch
 import zoo
 from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
+from bench.train.interruption import Interrupted, interrupt_after
 from bench.train.store import HISTORY, RESUME, CheckpointStore
 from bench.train.train_or_load import checkpoint_key, train_or_load
 
 CPU = torch.device("cpu")
 
 
-class Interrupted(Exception):
-    pass
 
-
-def interrupt_after(store: CheckpointStore, epochs: int) -> None:
-    """Raise from the per-epoch callback (history writing) once `epochs` epochs are done."""
-    write_history = store.write_history
-
-    def interrupting(key, rows):
-        write_history(key, rows)
-        if len(rows) == epochs:
-            raise Interrupted
-
-    store.write_history = interrupting
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from bench.data.batches import to_model_input
 from bench.gpu_check.runner import CheckFailed
+from bench.train.interruption import Interrupted, interrupt_after
 from bench.train.launch import train_with_torchrun
 from bench.train.store import CheckpointStore
 from bench.train.train_or_load import checkpoint_key, train_or_load
@@ -20,21 +21,7 @@ from bench.train.train_or_load import checkpoint_key, train_or_load
 NOISE_MARGIN = 10.0
 
 
-class Interrupted(Exception):
-    pass
 
-
-def interrupt_after(store: CheckpointStore, epochs: int) -> None:
-    """Raise from the per-epoch callback once `epochs` epochs are done (as tests/test_resume.py does):
-    the resume state of that epoch is written just before, as after a real interruption."""
-    write_history = store.write_history
-
-    def interrupting(key, rows):
-        write_history(key, rows)
-        if len(rows) == epochs:
-            raise Interrupted
-
-    store.write_history = interrupting
 
 
 @contextlib.contextmanager
