@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +55,21 @@ def write_atomically(path: Path | str, data: bytes) -> None:
 
 def write_text_atomically(path: Path | str, text: str) -> None:
     write_atomically(path, text.encode("utf-8"))
+
+
+STALE_AFTER_S = 30 * 60  # a live writer finishes a file in seconds; half an hour old is a dead one's
+
+
+def remove_stale_temporaries(folder: Path | str, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary files atomic_path leaves when its process is killed (kill -9 runs no
+    clean-up) from `folder`, if older than `older_than_s`; the paths removed."""
+    removed = []
+    now = time.time()
+    for path in Path(folder).glob(".*.tmp"):
+        try:
+            if path.is_file() and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            continue
+    return removed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.io import FILE_MODE, atomic_path, write_atomically
+from bench.io import FILE_MODE, atomic_path, remove_stale_temporaries, write_atomically
 from bench.report.leaderboard import leaderboard_markdown
 from bench.runner.entry_pipeline import ENTRIES_DIR, PREDICTIONS_CSV
 from bench.runner.rows import read_row, row_path, write_row
@@ -96,3 +96,23 @@ def test_every_file_brainbench_writes_goes_through_the_atomic_writer():
             if WRITE_CALL.search(line) and not any(word in line for word in ("atomic", "tmp", "buffer", "staging")):
                 offenders.append(f"{path.relative_to(BENCH.parent)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_temporaries_of_a_killed_writer_are_swept_once_stale(tmp_path):
+    # kill -9 mid-write runs no clean-up: atomic_path's temporary stays until someone removes it.
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "row.json"
+    script = ("import os, sys\nfrom bench.io import atomic_path\n"
+              "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_text('half')\n    os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", script, str(target)], cwd=BENCH.parent)
+    [left] = tmp_path.glob(".*.tmp")
+    assert not target.exists()
+    fresh = tmp_path / ".other.json.abc.tmp"
+    fresh.write_text("a live writer's")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    assert remove_stale_temporaries(tmp_path) == [left]
+    assert fresh.exists() and not left.exists()

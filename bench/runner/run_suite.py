@@ -25,7 +25,7 @@ from bench.data.fingerprint import dataset_fingerprint
 from bench.environment import environment
 from bench.errors import BrainbenchError, CheckpointError
 from bench.identity import ResultIdentity, same_result, training_identity
-from bench.io import write_text_atomically
+from bench.io import remove_stale_temporaries, write_text_atomically
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD, LeakageIndex, build_leakage_index
 from bench.leakage.pictures import audit_pictures
 from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
@@ -33,7 +33,7 @@ from bench.report import RESULTS_JSON, write_report
 from bench.report.rows import ranked
 from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
-from bench.runner.rows import dump_json, read_row, write_row
+from bench.runner.rows import ROWS_DIR, dump_json, read_row, write_row
 from bench.runner.significance import compare_with_top
 from bench.suites import Suite, SuiteRun
 from bench.train.settings import TrainSettings
@@ -158,6 +158,7 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     out_dir = results_dir(options.out_root, suite, options.device, options.data_dir, options.split)
     data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
     evaluation = prepare_evaluation(data, options)
+    remove_stale_temporaries(out_dir / ROWS_DIR)  # rows half-written by a run killed with kill -9
     measured = evaluation_key(suite, evaluation)
     env = environment(options.device)
     for number, run in enumerate(runs, 1):

@@ -37,7 +37,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from bench.data.fingerprint import file_sha256
 from bench.errors import CheckpointBusyError, CheckpointError
-from bench.io import FILE_MODE, atomic_path, write_atomically
+from bench.io import FILE_MODE, atomic_path, remove_stale_temporaries, write_atomically
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
@@ -168,6 +168,7 @@ class CheckpointStore:
         process holds it), and an old manifest stops counting as finished."""
         folder = self._make_folder(self.folder(key))
         self.lock(key)
+        remove_stale_temporaries(folder)  # left by a training killed mid-write; the lock says none runs
         try:
             _remove(folder / MANIFEST)
         except OSError as error:
