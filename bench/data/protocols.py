@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from bench.data.splits import stratified_group_split, stratified_split
 from bench.errors import DatasetError
 
 KINDS = ("official", "holdout", "kfold")
@@ -109,3 +113,241 @@ def _string(table: dict, key: str, where: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
         raise DatasetError(f"{where}: {key} must be a non-empty string, got {value!r}")
     return value
+
+
+def resolve_groups(spec: ProtocolSpec, group_column: str | None) -> str | None:
+    """What the protocol keeps whole: its own `groups` if set ("none": nothing), else the dataset's
+    group column (None when it has none). "duplicates" comes back as is: the caller computes the
+    duplicate groups from the audit's pictures."""
+    if spec.groups is None:
+        return group_column
+    return None if spec.groups == NO_GROUPS else spec.groups
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training/test division of the pool (the images a protocol splits), as positions."""
+
+    protocol: str  # the spec's name
+    kind: str  # the spec's kind
+    number: int | None  # 1-based fold number for kfold; None for official and holdout
+    n_folds: int | None  # how many folds the protocol has; None for official and holdout
+    train: tuple[int, ...]  # positions into the pool, sorted
+    test: tuple[int, ...]  # positions into the pool, sorted
+
+    def key(self, spec_key: str) -> str:
+        """A readable data-key suffix. Empty for official, so checkpoints trained before protocols
+        existed keep their keys."""
+        if self.kind == "official":
+            return ""
+        if self.kind == "holdout":
+            return f"holdout-{spec_key}"
+        return f"kfold-{spec_key}-f{self.number}"
+
+
+def validation_split(labels: Sequence[int], groups: Sequence[str | int] | None, fraction: float,
+                     seed: int) -> tuple[list[int], list[int]]:
+    """Carve validation out of a fold's training side: positions 0..n-1 -> (kept, held), stratified
+    and seeded; with groups, whole groups go to one side, so validation does not see the training
+    side's patients (or duplicates) either."""
+    if groups is None:
+        return stratified_split(labels, fraction, seed)
+    return stratified_group_split(labels, _group_codes(groups).tolist(), fraction, seed)
+
+
+def make_folds(spec: ProtocolSpec, labels: Sequence[int], class_names: Sequence[str], *,
+               groups: Sequence[str | int] | None = None,
+               fold_values: Sequence[int] | None = None,
+               official_test: Sequence[bool] | None = None,
+               where: str = "dataset") -> list[Fold]:
+    """The folds of `spec` over a pool of images given as plain arrays, one entry per position.
+
+    `labels` index `class_names`; `groups` (strings or integers) are what must stay whole (None:
+    each image alone); `fold_values` is the fold column of a kfold protocol with `fold_column`;
+    `official_test` marks the dataset's own test images for the official protocol. Every problem
+    a user can fix is a one-line DatasetError naming `where`.
+
+    With a fold column, the folds are numbered by the sorted distinct values: values 1..5 give
+    folds 1..5, values 0..4 give folds 1..5 too (fold 1 tests the images whose value is 0).
+    """
+    pool = _Pool.of(labels, class_names, groups, where)
+    if spec.kind == "official":
+        return [_official_fold(spec, pool, official_test)]
+    if spec.kind == "holdout":
+        return [_holdout_fold(spec, pool)]
+    if spec.fold_column is not None:
+        return _column_folds(spec, pool, fold_values)
+    return _drawn_folds(spec, pool)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    labels: np.ndarray
+    class_names: Sequence[str]
+    groups: np.ndarray | None  # integer codes, one per position
+    group_names: list | None  # the groups as given, for messages
+    where: str
+
+    @classmethod
+    def of(cls, labels: Sequence[int], class_names: Sequence[str], groups: Sequence[str | int] | None,
+           where: str) -> _Pool:
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            raise DatasetError(f"{where}: there are no images to split")
+        if groups is not None and len(groups) != len(labels):
+            raise DatasetError(f"{where}: {len(groups)} group values for {len(labels)} images")
+        codes = None if groups is None else _group_codes(groups)
+        return cls(labels, class_names, codes, None if groups is None else list(groups), where)
+
+    @property
+    def unit(self) -> str:
+        return "images" if self.groups is None else "groups"
+
+    def classes(self) -> list[int]:
+        return np.unique(self.labels).tolist()
+
+    def name(self, label: int) -> str:
+        return self.class_names[label]
+
+    def count(self, label: int | None = None) -> int:
+        """Images, or distinct groups, of one class (or of the whole pool): what a fold draws."""
+        members = np.ones(len(self.labels), bool) if label is None else self.labels == label
+        return int(members.sum()) if self.groups is None else len(np.unique(self.groups[members]))
+
+    def missing_class(self, train: Sequence[int], test: Sequence[int]) -> tuple[int, str] | None:
+        """The first class of the pool that one side lacks, with that side ("test" or "training")."""
+        for side_name, side in (("test", test), ("training", train)):
+            present = set(self.labels[np.asarray(side, dtype=np.int64)].tolist())
+            for label in self.classes():
+                if label not in present:
+                    return label, side_name
+        return None
+
+
+def _group_codes(groups: Sequence[str | int]) -> np.ndarray:
+    """Integer codes for the groups. Integer groups are kept as they are, so callers that passed
+    integers before get the same split; anything else is coded by its sorted text."""
+    raw = np.asarray(groups)
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64)
+    return np.unique(raw.astype(str), return_inverse=True)[1].astype(np.int64)
+
+
+def _fold(spec: ProtocolSpec, number: int | None, n_folds: int | None, train: Sequence[int] | np.ndarray,
+          test: Sequence[int] | np.ndarray) -> Fold:
+    return Fold(spec.name, spec.kind, number, n_folds,
+                tuple(sorted(int(i) for i in train)), tuple(sorted(int(i) for i in test)))
+
+
+def _official_fold(spec: ProtocolSpec, pool: _Pool, official_test: Sequence[bool] | None) -> Fold:
+    no_split = f"{pool.where}: the dataset has no official test split; use a holdout or kfold protocol"
+    if official_test is None:
+        raise DatasetError(no_split)
+    is_test = np.asarray(official_test, dtype=bool)
+    if len(is_test) != len(pool.labels):
+        raise DatasetError(f"{pool.where}: {len(is_test)} official-split marks for {len(pool.labels)} images")
+    if not is_test.any():
+        raise DatasetError(no_split)
+    if is_test.all():
+        raise DatasetError(f"{pool.where}: the dataset's official split has no training images")
+    return _fold(spec, None, None, np.flatnonzero(~is_test), np.flatnonzero(is_test))
+
+
+def _holdout_fold(spec: ProtocolSpec, pool: _Pool) -> Fold:
+    if pool.groups is None:
+        train, test = stratified_split(pool.labels.tolist(), spec.test_fraction, spec.seed)
+    else:
+        train, test = stratified_group_split(pool.labels.tolist(), pool.groups.tolist(), spec.test_fraction,
+                                             spec.seed)
+    missing = pool.missing_class(train, test)
+    if missing is not None:
+        label, side = missing
+        raise DatasetError(f"{pool.where}: class {pool.name(label)!r} has {pool.count(label)} {pool.unit}, "
+                           f"so the {spec.name} holdout leaves its {side} side without one")
+    return _fold(spec, None, None, train, test)
+
+
+def _column_folds(spec: ProtocolSpec, pool: _Pool, fold_values: Sequence[int] | None) -> list[Fold]:
+    column, where = spec.fold_column, pool.where
+    if fold_values is None:
+        raise DatasetError(f"{where}: protocol {spec.name} reads its folds from column {column!r}, "
+                           "which the dataset does not have")
+    values = np.asarray(fold_values)
+    if len(values) != len(pool.labels):
+        raise DatasetError(f"{where}: column {column!r} has {len(values)} values for {len(pool.labels)} images")
+    if len(values) and values.dtype.kind not in "iu":
+        raise DatasetError(f"{where}: column {column!r} must hold integers, got {values[0]!r}")
+    distinct = np.unique(values).tolist()
+    if len(distinct) < 2:
+        raise DatasetError(f"{where}: column {column!r} holds {len(distinct)} fold value ({distinct}); "
+                           "a kfold protocol needs at least 2")
+    if pool.groups is not None:
+        _check_groups_within_folds(pool, values, column)
+    folds = []
+    for number, value in enumerate(distinct, start=1):
+        in_fold = values == value
+        train, test = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
+        _check_column_fold(pool, train, test, _fold_name(number, value, column))
+        folds.append(_fold(spec, number, len(distinct), train, test))
+    return folds
+
+
+def _fold_name(number: int, value: int, column: str) -> str:
+    return f"fold {number} of {column}" if number == value else f"fold {number} ({column} = {value})"
+
+
+def _check_groups_within_folds(pool: _Pool, values: np.ndarray, column: str) -> None:
+    """A group split across folds would be trained on and tested in the same fold: the leak the
+    fold column exists to prevent."""
+    first_value: dict[int, int] = {}
+    for position, (code, value) in enumerate(zip(pool.groups.tolist(), values.tolist())):
+        seen = first_value.setdefault(code, value)
+        if seen != value:
+            raise DatasetError(f"{pool.where}: group {pool.group_names[position]!r} spans folds {seen} and "
+                               f"{value} of {column}; a group must sit in one fold")
+
+
+def _check_column_fold(pool: _Pool, train: np.ndarray, test: np.ndarray, fold: str) -> None:
+    missing = pool.missing_class(train, test)
+    if missing is None:
+        return
+    label, side = missing
+    if side == "test":
+        raise DatasetError(f"{pool.where}: {fold} has no {pool.name(label)!r} image")
+    raise DatasetError(f"{pool.where}: every {pool.name(label)!r} image is in {fold}, so its training side "
+                       "has none")
+
+
+def _drawn_folds(spec: ProtocolSpec, pool: _Pool) -> list[Fold]:
+    # Imported here: scikit-learn adds over a second to every command that reads a protocol,
+    # and only drawn folds need it.
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    n_folds, where = spec.folds, pool.where
+    if n_folds > pool.count():
+        raise DatasetError(f"{where}: protocol {spec.name} asks for {n_folds} folds, but there are only "
+                           f"{pool.count()} {pool.unit}")
+    for label in pool.classes():
+        if pool.count(label) < n_folds:
+            raise DatasetError(f"{where}: class {pool.name(label)!r} has {pool.count(label)} {pool.unit}, "
+                               f"fewer than the {n_folds} folds of {spec.name}")
+    if pool.groups is None:
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=spec.seed)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=spec.seed)
+    folds = []
+    for number, (train, test) in enumerate(splitter.split(pool.labels, pool.labels, pool.groups), start=1):
+        _check_drawn_fold(spec, pool, train, test, number)
+        folds.append(_fold(spec, number, n_folds, train, test))
+    return folds
+
+
+def _check_drawn_fold(spec: ProtocolSpec, pool: _Pool, train: np.ndarray, test: np.ndarray, number: int) -> None:
+    """StratifiedGroupKFold balances classes greedily, so with few groups of a class one fold can
+    still miss it even though the class has K groups or more."""
+    missing = pool.missing_class(train, test)
+    if missing is not None:
+        label, side = missing
+        raise DatasetError(f"{pool.where}: class {pool.name(label)!r} has {pool.count(label)} {pool.unit}, but "
+                           f"fold {number} of the {spec.folds} folds of {spec.name} (seed {spec.seed}) has none "
+                           f"on its {side} side; try another seed or fewer folds")
