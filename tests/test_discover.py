@@ -2,10 +2,10 @@
 
 import pytest
 
-from bench.data.dataset import load_dataset, train_val_split
 from bench.data.cache import Preprocessing
+from bench.data.dataset import load_dataset, train_val_split
+from bench.data.declaration import default_labels
 from bench.data.discover import discover
-from bench.data.labels import CLASS_NAMES, normalize_class_name
 from bench.errors import DatasetError
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
@@ -16,7 +16,7 @@ CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
     ("no tumor", "notumor"), ("NoTumor", "notumor"), ("pituitary_tumor", "pituitary"), ("PITUITARY", "pituitary"),
 ])
 def test_class_folder_spellings_normalize(folder, label):
-    assert normalize_class_name(folder) == label
+    assert default_labels().normalize(folder) == label
 
 
 def test_kaggle_layout(kaggle_dataset):
@@ -31,7 +31,7 @@ def test_legacy_spellings_load(make_dataset):
     names = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
     root = make_dataset({f"Training/{n}": 2 for n in names} | {f"Testing/{n}": 1 for n in names})
     index = discover(root)
-    assert sorted({CLASS_NAMES[s.label] for s in index.train}) == list(CLASSES)
+    assert sorted({index.labels.names[s.label] for s in index.train}) == list(CLASSES)
 
 
 def test_unknown_class_folder_is_named(make_dataset):
@@ -95,14 +95,35 @@ def test_class_absent_from_one_split_is_named(make_dataset):
         discover(root)
 
 
-def test_flat_layout_draws_a_recorded_stratified_test_split(make_dataset):
+def test_flat_layout_has_no_official_split(make_dataset):
+    # The test side of a flat dataset is drawn by its declaration's holdout protocol, not here.
     root = make_dataset({c: 10 for c in CLASSES})
     index = discover(root)
-    assert index.layout == "flat"
-    assert index.test_split == {"fraction": 0.2, "seed": 0, "method": "stratified"}
-    assert len(index.test) == 8 and len(index.train) == 32
-    assert sorted(s.label for s in index.test) == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert discover(root).test == index.test  # seeded: the same split every time
+    assert index.layout == "flat" and not index.has_official_split
+    assert len(index.train) == 40 and index.test == () and index.samples == index.train
+    assert index.declaration.default_protocol().name == "official"
+    assert index.declaration.protocol("holdout").test_fraction == 0.2
+    record = index.record()
+    assert "test_split" not in record and record["labels"] == list(CLASSES)
+    assert record["declaration"]["name"] == "brain-tumor-mri"
+
+
+def test_a_flat_class_with_few_images_is_not_a_split_error(make_dataset):
+    # "has images in the training split but none in the test split" needs an official split.
+    root = make_dataset({"glioma": 1, "meningioma": 5})
+    assert len(discover(root).train) == 6
+
+
+def test_a_flat_dataset_needs_two_classes(make_dataset):
+    root = make_dataset({"glioma": 3})
+    with pytest.raises(DatasetError, match="only class 'glioma' has images"):
+        discover(root)
+
+
+def test_kaggle_index_pools_train_then_test(kaggle_dataset):
+    index = discover(kaggle_dataset)
+    assert index.has_official_split and index.samples == index.train + index.test
+    assert all(s.group is None and s.fold is None and s.mask is None for s in index.samples)
 
 
 def test_corrupt_images_are_skipped_with_a_warning_and_counted(kaggle_dataset, caplog, tmp_path):

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import bench.data.cache as cache_module
 from bench.data.cache import Preprocessing, load_or_build
 from bench.data.dataset import load_dataset
 from bench.data.discover import discover
-from bench.data.fingerprint import dataset_fingerprint
+from bench.data.fingerprint import dataset_fingerprint, file_sha256
 from bench.leakage.index import build_leakage_index
 from bench.leakage.pictures import audit_pictures
 
@@ -44,6 +45,74 @@ def test_fingerprint_changes_with_content_name_or_split(kaggle_dataset):
     assert dataset_fingerprint(discover(kaggle_dataset)) == before
     image.rename(image.with_name("renamed.png"))
     assert dataset_fingerprint(discover(kaggle_dataset)) != before
+
+
+def test_a_relabelled_dataset_gets_another_fingerprint(make_dataset, tmp_path):
+    # The same files read as 2 classes (by type) or 4 (by type and sequence) are different datasets.
+    root = make_dataset({"Foo T1": 2, "Foo T2": 2, "_NORMAL T1": 2, "_NORMAL T2": 2})
+    declaration = tmp_path / "by-type.toml"
+    declaration.write_text(textwrap.dedent('''\
+        name = "by-type"
+        [labels]
+        classes = ["Foo", "normal"]
+        [images]
+        from = "folders"
+        folder_pattern = '^(?P<type>.+) (?P<sequence>T1|T2)$'
+        label = "{type}"
+        [[protocol]]
+        kind = "holdout"
+        '''))
+    by_type = discover(root, str(declaration))
+    by_sequence_file = tmp_path / "by-sequence.toml"
+    by_sequence_file.write_text(declaration.read_text().replace('"Foo", "normal"', '"Foo T1", "Foo T2", "_NORMAL T1", '
+                                                                '"_NORMAL T2"').replace('"{type}"', '"{type} {sequence}"'))
+    by_sequence = discover(root, str(by_sequence_file))
+    assert [s.rel for s in by_type.train] == [s.rel for s in by_sequence.train]
+    assert dataset_fingerprint(by_type) != dataset_fingerprint(by_sequence)
+    # The class order decides the label indices a decoded cache stores, so it is part of the fingerprint.
+    reordered = tmp_path / "reordered.toml"
+    reordered.write_text(declaration.read_text().replace('"Foo", "normal"', '"normal", "Foo"'))
+    assert dataset_fingerprint(discover(root, str(reordered))) != dataset_fingerprint(by_type)
+
+
+def test_a_metadata_fingerprint_covers_groups_and_folds(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    rows = ["image,class,pid,fold"]
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), i * 40, np.uint8)).save(root / "images" / f"{i}.png")
+        rows.append(f"images/{i}.png,{('glioma', 'meningioma')[i % 2]},P{i // 2},{1 + i // 2}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    (root / "brainbench-dataset.toml").write_text(textwrap.dedent('''\
+        name = "table"
+        [labels]
+        classes = ["glioma", "meningioma"]
+        [images]
+        from = "metadata"
+        table = "metadata.csv"
+        path_column = "image"
+        label_column = "class"
+        group_column = "pid"
+        fold_column = "fold"
+        [[protocol]]
+        kind = "kfold"
+        fold_column = "fold"
+        '''))
+    first = dataset_fingerprint(discover(root))
+    (root / "metadata.csv").write_text("\n".join(rows).replace("P1,2", "P9,2") + "\n")
+    regrouped = dataset_fingerprint(discover(root))
+    (root / "metadata.csv").write_text("\n".join(rows).replace("P1,2", "P1,3") + "\n")
+    refolded = dataset_fingerprint(discover(root))
+    assert len({first, regrouped, refolded}) == 3
+
+
+def test_a_flat_default_dataset_is_fingerprinted_as_one_split(make_dataset):
+    root = make_dataset({"glioma": 2, "meningioma": 2})
+    lines = [f"all\t{s.rel}\t{file_sha256(s.path)}\n" for s in sorted(discover(root).train, key=lambda s: s.rel)]
+    expected = hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+    assert dataset_fingerprint(discover(root)) == expected
 
 
 def test_embedded_dataset_fingerprint_is_pinned(embedded_dataset):
@@ -139,8 +208,8 @@ def test_a_damaged_audit_picture_cache_is_rebuilt_with_a_warning(kaggle_dataset,
     assert audit_pictures(index, fingerprint, tmp_path / "cache")[1].pixels.shape == test.pixels.shape
 
 
-WRONG_TYPES = (b'{"format": 2, "threshold": 0.99, "test_similarity": [], "test_label": {}, "clean_test": [], '
-               b'"train_group": {}}')
+WRONG_TYPES = (b'{"format": 3, "threshold": 0.99, "test_similarity": [], "test_label": {}, "clean_test": [], '
+               b'"train_group": {}, "class_names": ["glioma", "meningioma", "notumor", "pituitary"]}')
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe not text", b"[1, 2]", WRONG_TYPES])
@@ -162,7 +231,7 @@ def test_a_failed_cache_write_removes_its_staging_folder(kaggle_dataset, tmp_pat
         from pathlib import Path
         from bench.data.cache import Preprocessing, load_or_build
         from bench.data.discover import discover
-        from bench.data.fingerprint import dataset_fingerprint
+        from bench.data.fingerprint import dataset_fingerprint, file_sha256
         from bench.errors import CacheError
         index = discover(sys.argv[1])
         fingerprint = dataset_fingerprint(index)

@@ -1,0 +1,1 @@
+"""The dataset declarations brainbench ships (*.toml); read by bench.data.declaration."""
