@@ -1,4 +1,4 @@
-"""Imported models: a user's own 4-class classifier, trained elsewhere and exported to ONNX or TorchScript,
+"""Imported models: a user's own classifier, trained elsewhere and exported to ONNX or TorchScript,
 registered from a small TOML file and benchmarked with the same metrics as zoo entries.
 
     name = "mynet"                      # shown as mynet.imported
@@ -7,7 +7,7 @@ registered from a small TOML file and benchmarked with the same metrics as zoo e
     channels = 3
     mean = [0.485, 0.456, 0.406]        # optional when scale is given
     std = [0.229, 0.224, 0.225]         # optional when scale is given
-    classes = ["glioma", "meningioma", "no_tumor", "pituitary"]   # the model's output order
+    classes = ["glioma", "meningioma", "no_tumor", "pituitary"]   # the model's output columns, in order
     source = "where the model comes from"
     layout = "nchw"                     # optional: "nchw" (default) or "nhwc" (Keras exports)
     scale = 0.00392156862745098         # optional: x = pixel * scale; default 1/255
@@ -20,8 +20,11 @@ x = pixel * scale (scale defaults to 1/255), then x = (x - mean) / std where mea
 with layout = "nhwc" the batch is handed to the model as (N, H, W, C).
 
 ONNX models run through ONNX Runtime (CUDA provider when available, else CPU), TorchScript
-models through torch.jit.load. Outputs are reordered to brainbench's class order. An imported
-model is never trained, so a suite's recipe overrides do not apply to it (bench/suites.py).
+models through torch.jit.load. `classes` may be any two or more distinct names: the model is
+run only on a dataset whose label set has the same classes (each name matched by the dataset's
+accepted spellings, so "no_tumor" means "notumor"), and its outputs are reordered to that label
+set's order when it is loaded. An imported model is never trained, so a suite's recipe overrides
+do not apply to it (bench/suites.py).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.labels import CLASS_NAMES, normalize_class_name
+from bench.data.labels import LabelSet, fold_spelling
 from bench.errors import BrainbenchError
 from bench.jit_deprecation import jit_deprecations_once
 from zoo.entry import RESIZE_FILTERS, CheckpointRef, ZooEntry
@@ -69,12 +72,17 @@ class ImportedModelSpec:
     in_channels: int
     mean: tuple[float, ...] | None  # as declared; None when only scale is given
     std: tuple[float, ...] | None
-    order: tuple[int, ...]  # order[i] = the model's output column holding CLASS_NAMES[i]
+    classes: tuple[str, ...]  # the model's output columns, spelled as the TOML spells them
     source: str
     sha256: str
     layout: str = "nchw"
     scale: float | None = None  # None: pixels / 255, the zoo's own convention
     resize: str = "bilinear"
+    spec_file: Path | None = None  # the TOML file, named by errors
+
+    def output_order(self, labels: LabelSet) -> tuple[int, ...]:
+        """output_order() of this model's classes, its errors naming the TOML file."""
+        return output_order(self.classes, labels, str(self.spec_file or self.path))
 
 
 def load_spec(toml_path: Path | str) -> ImportedModelSpec:
@@ -92,11 +100,11 @@ def load_spec(toml_path: Path | str) -> ImportedModelSpec:
         name=_name(data["name"], toml_path), path=path, format=FORMATS[path.suffix.lower()],
         input_size=_input_size(data["input_size"], toml_path), in_channels=channels,
         mean=_stats(data, "mean", channels, toml_path), std=_stats(data, "std", channels, toml_path),
-        order=_class_order(data["classes"], toml_path),
+        classes=_classes(data["classes"], toml_path),
         source=_string(data, "source", f"imported model {path.name}", toml_path),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         layout=_choice(data, "layout", LAYOUTS, toml_path), scale=_scale(data.get("scale"), toml_path),
-        resize=_resize(data.get("resize", RESIZE_FILTERS[0]), toml_path))
+        resize=_resize(data.get("resize", RESIZE_FILTERS[0]), toml_path), spec_file=toml_path)
 
 
 def _check_keys(data: dict, toml_path: Path) -> None:
@@ -189,19 +197,50 @@ def _string(data: dict, key: str, default: str, toml_path: Path) -> str:
     return value
 
 
-def _class_order(classes: object, toml_path: Path) -> tuple[int, ...]:
-    try:
-        normalized = [normalize_class_name(c) for c in classes]
-    except (TypeError, BrainbenchError) as error:
-        raise ImportedModelError(f"{toml_path}: classes: {error}") from None
-    if sorted(normalized) != sorted(CLASS_NAMES):
-        raise ImportedModelError(f"{toml_path}: classes must name each of {', '.join(CLASS_NAMES)} once, "
+def _classes(classes: object, toml_path: Path) -> tuple[str, ...]:
+    """The declared output columns: two or more names, none empty, no two the same spelling
+    ("no_tumor" and "No Tumor" are one). Which dataset they fit is decided when the model runs."""
+    if (not isinstance(classes, list) or len(classes) < 2
+            or not all(isinstance(c, str) and fold_spelling(c) for c in classes)):
+        raise ImportedModelError(f"{toml_path}: classes must be a list of two or more class names (the model's "
+                                 f"output columns, in order), got {shown(classes)}")
+    folded = [fold_spelling(c) for c in classes]
+    repeated = sorted({c for c, f in zip(classes, folded) if folded.count(f) > 1})
+    if repeated:
+        raise ImportedModelError(f"{toml_path}: classes names a class twice ({', '.join(map(repr, repeated))}), "
                                  f"got {list(classes)}")
-    return tuple(normalized.index(name) for name in CLASS_NAMES)
+    return tuple(classes)
+
+
+def output_order(spec_classes: tuple[str, ...], dataset_labels: LabelSet,
+                 where: str = "imported model") -> tuple[int, ...]:
+    """order[i] = the model's output column holding dataset_labels.names[i].
+
+    Each model class must mean one class of the dataset (any spelling the label set accepts) and
+    every dataset class must have a column: a model of other classes cannot be scored on it, so
+    that is an ImportedModelError naming `where` (the TOML file) and both class lists.
+    """
+    meant = [dataset_labels.lookup(c) for c in spec_classes]
+    if None in meant or sorted(meant) != sorted(dataset_labels.names):
+        why = _mismatch(spec_classes, meant, dataset_labels)
+        raise ImportedModelError(f"{where}: the model's classes {list(spec_classes)} are not the dataset's "
+                                 f"classes {list(dataset_labels.names)} ({why})")
+    return tuple(meant.index(name) for name in dataset_labels.names)
+
+
+def _mismatch(spec_classes: tuple[str, ...], meant: list[str | None], labels: LabelSet) -> str:
+    """What keeps the model's columns from matching the dataset's classes one to one."""
+    unmatched = [c for c, m in zip(spec_classes, meant) if m is None]
+    missing = [n for n in labels.names if n not in meant]
+    doubled = sorted({m for m in meant if m is not None and meant.count(m) > 1})
+    parts = [f"no dataset class for {', '.join(map(repr, unmatched))}" if unmatched else "",
+             f"no model column for {', '.join(map(repr, missing))}" if missing else "",
+             f"several columns mean {', '.join(map(repr, doubled))}" if doubled else ""]
+    return "; ".join(part for part in parts if part)
 
 
 class _Reordered(nn.Module):
-    """Puts the model's output columns into brainbench's class order."""
+    """Puts the model's output columns into the dataset's class order."""
 
     def __init__(self, inner: nn.Module, order: tuple[int, ...]):
         super().__init__()
@@ -244,7 +283,9 @@ class OnnxRuntimeModule(nn.Module):
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
 
 
-def load_model(spec: ImportedModelSpec, device: torch.device | str = "cpu") -> nn.Module:
+def load_model(spec: ImportedModelSpec, device: torch.device | str = "cpu", *, labels: LabelSet) -> nn.Module:
+    """The model, its outputs in the order of `labels` (the label set of the dataset it is run on)."""
+    order = spec.output_order(labels)  # before loading: a model of other classes is refused cheaply
     device = torch.device(device)
     try:
         if spec.format == "onnx":
@@ -258,7 +299,7 @@ def load_model(spec: ImportedModelSpec, device: torch.device | str = "cpu") -> n
         raise ImportedModelError(f"cannot load {spec.format} model {spec.path}: {type(error).__name__}: {error}") from None
     if spec.layout == "nhwc":
         inner = _ChannelsLastInput(inner)
-    return _Reordered(inner, spec.order).eval()
+    return _Reordered(inner, order).eval()
 
 
 def is_imported(entry: ZooEntry) -> bool:
@@ -277,9 +318,15 @@ def pipeline_normalization(spec: ImportedModelSpec) -> tuple[tuple[float, ...], 
 
 
 def imported_entry(spec: ImportedModelSpec) -> ZooEntry:
-    """A zoo-shaped entry (not registered) whose builder loads the file instead of building."""
+    """A zoo-shaped entry (not registered) whose builder loads the file instead of building:
+    `entry.builder(device=..., labels=<the dataset's LabelSet>)`; the label set is required, since
+    the model's outputs are put into its order."""
     mean, std = pipeline_normalization(spec)
-    return ZooEntry(arch=spec.name, variant=IMPORTED_VARIANT, builder=lambda device="cpu", **_: load_model(spec, device),
+
+    def builder(device: torch.device | str = "cpu", *, labels: LabelSet, **_) -> nn.Module:
+        return load_model(spec, device, labels=labels)
+
+    return ZooEntry(arch=spec.name, variant=IMPORTED_VARIANT, builder=builder,
                     input_size=spec.input_size, in_channels=spec.in_channels, mean=mean, std=std,
-                    recipe=Recipe(), source=spec.source, resize=spec.resize,
+                    recipe=Recipe(), source=spec.source, resize=spec.resize, num_classes=len(spec.classes),
                     checkpoint=CheckpointRef(url_or_path=str(spec.path), sha256=spec.sha256))

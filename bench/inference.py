@@ -6,8 +6,9 @@ Three steps, each reusable on its own:
     load_checkpoint(folder, device)           -> the model, verified against its manifest's sha256
     predict_images(loaded, paths)             -> one Prediction per path, in order
 
-Preprocessing comes from the checkpoint's manifest, not from the entry's defaults: a model
-trained with `--input-size 64 --crop-to-content` sees 64 px cropped images here too.
+Preprocessing and classes come from the checkpoint's manifest, not from the entry's defaults: a
+model trained with `--input-size 64 --crop-to-content` sees 64 px cropped images here too, and a
+model of a three-class dataset answers with those three classes.
 """
 
 from __future__ import annotations
@@ -135,8 +136,14 @@ class LoadedModel:
                 f"input {prep.channels}x{prep.size}x{prep.size}{crop})")
 
 
-def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build the entry's model and load the checkpoint's weights; CheckpointError names a bad folder."""
+def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu",
+                    expected_classes: Sequence[str] | None = None) -> LoadedModel:
+    """Build the entry's model and load the checkpoint's weights; CheckpointError names a bad folder.
+
+    expected_classes: the class names, in output order, the caller will read the model's answers
+    as (another checkpoint's, a dataset's label set); a checkpoint trained on other classes is
+    refused rather than read under the wrong names.
+    """
     store, key = key_of_folder(Path(folder))
     entry = zoo.get(key.entry)
     state, manifest = store.load(key)  # verifies the weights' sha256 against the manifest
@@ -144,9 +151,13 @@ def load_checkpoint(folder: Path | str, device: torch.device | str = "cpu") -> L
     if contract.channels != entry.in_channels:
         raise CheckpointError(f"checkpoint {store.folder(key)} was trained with {contract.channels} "
                               f"input channels, but {entry.name} now takes {entry.in_channels}")
+    if expected_classes is not None and tuple(expected_classes) != contract.classes:
+        raise CheckpointError(f"checkpoint {store.folder(key)} of {entry.name} predicts the classes "
+                              f"{list(contract.classes)}, not the expected {list(expected_classes)}")
     # pretrained=False: the checkpoint overwrites every weight, so no ImageNet file is needed here.
+    # The head has one output per class the checkpoint was trained on, not the zoo's default count.
     model = entry.build(input_size=contract.size, dropout=(manifest.get("recipe") or {}).get("dropout"),
-                        pretrained=False)
+                        num_classes=len(contract.classes), pretrained=False)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # the architecture changed since this checkpoint was trained
@@ -163,10 +174,14 @@ def _contract_of(manifest: dict, folder: Path) -> InputContract:
         raise CheckpointError(f"checkpoint {folder} records no input contract (stored by an older brainbench); "
                               f"train it again")
     try:
-        return InputContract.from_record(record)
+        contract = InputContract.from_record(record)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract is damaged ({type(error).__name__}: "
                               f"{error})") from None
+    if len(contract.classes) < 2 or not all(isinstance(c, str) for c in contract.classes):
+        raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract.classes must name two or more "
+                              f"classes, got {list(contract.classes)}")
+    return contract
 
 
 # --- predicting -----------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.data.declaration import DEFAULT_DECLARATION, default_labels  # noqa: E402
 from bench.data.discover import discover  # noqa: E402
 from bench.data.fingerprint import file_sha256  # noqa: E402
-from bench.data.labels import CLASS_NAMES  # noqa: E402
 from bench.paths import EMBEDDED_DATASET  # noqa: E402
 
 PER_CLASS = {"Training": 80, "Testing": 20}
@@ -31,13 +31,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path)
     args = parser.parse_args()
-    index = discover(args.source)
+    # The embedded mini dataset is a subset of the Kaggle four-class dataset: read the source with
+    # the shipped default declaration whatever the folder holds, so that the classes are those four.
+    labels = default_labels()
+    index = discover(args.source, DEFAULT_DECLARATION)
     rng = np.random.default_rng(SEED)
     if EMBEDDED_DATASET.exists():
         shutil.rmtree(EMBEDDED_DATASET)
     rows = []
     for split, samples in (("Training", index.train), ("Testing", index.test)):
-        for label, name in enumerate(CLASS_NAMES):
+        for label, name in enumerate(labels.names):
             members = [s for s in samples if s.label == label]
             chosen = sorted(rng.choice(len(members), PER_CLASS[split], replace=False))
             for i in chosen:

@@ -91,3 +91,34 @@ def test_conflict_hidden_behind_a_nearer_same_label_copy_is_found(audit_dataset)
     assert any(where == "train-train" and {m.a_rel, m.b_rel} ==
                {"Training/glioma/tr_0.png", "Training/notumor/tr_0_glioma.jpg"} for where, m in result.conflicts())
     assert len([c for c in conflicts if c[0] == "train-train"]) == 1
+
+
+RENAMED = '''
+name = "renamed"
+[labels]
+classes = ["pituitary", "meningioma", "healthy", "glioma"]
+no_tumor = "healthy"
+aliases = { notumor = "healthy" }
+[images]
+from = "folders"
+[[protocol]]
+name = "official"
+kind = "official"
+'''
+
+
+def test_matches_and_report_name_the_datasets_own_classes(audit_dataset, tmp_path):
+    # Another order and another name for notumor: labels must be read through the dataset's label set.
+    (audit_dataset / "brainbench-dataset.toml").write_text(RENAMED)
+    result = run_audit(discover(audit_dataset))
+    found = _by_file(result)
+    assert (found["glioma/exact.png"].a_label, found["glioma/exact.png"].b_label) == ("glioma", "glioma")
+    assert found["notumor/contrast.png"].a_label == "healthy"
+    conflict = result.conflicts()[0][1]
+    assert (conflict.a_label, conflict.b_label) == ("pituitary", "healthy")
+    from bench.audit.report import write_report
+
+    write_report(result, tmp_path / "report.md", "fp")
+    table = (tmp_path / "report.md").read_text().split("per class and kind")[1].split("## ")[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["pituitary", "meningioma", "healthy", "glioma", "all"]

@@ -9,10 +9,11 @@ from torch import nn
 import zoo
 from bench.data.batches import Normalizer
 from bench.data.cache import Preprocessing
-from bench.data.labels import CLASS_NAMES
 from bench.data.dataset import load_dataset
+from bench.data.declaration import default_labels
+from bench.data.labels import LabelSet
 from bench.evaluate.predict import predict_logits
-from bench.imported import ImportedModelError, load_spec
+from bench.imported import ImportedModelError, load_spec, output_order
 from bench.runner.run_suite import RunOptions, run_suite
 from bench.suites import load_suite
 from bench.train.store import CheckpointStore
@@ -87,8 +88,52 @@ def test_class_order_is_mapped(base_model, tmp_path):
     from bench.imported import load_model
 
     spec = load_spec(write_spec(tmp_path, export(base_model, tmp_path, "torchscript")))
+    assert spec.classes == tuple(USER_ORDER)  # kept as the TOML spells them
     x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(load_model(spec)(x), base_model(x), atol=1e-5)
+    assert torch.allclose(load_model(spec, labels=default_labels())(x), base_model(x), atol=1e-5)
+
+
+def test_output_order_maps_the_datasets_classes_to_the_models_columns():
+    assert output_order(tuple(USER_ORDER), default_labels()) == (2, 3, 0, 1)  # glioma is the model's column 2
+    three = LabelSet(("pituitary", "glioma", "meningioma"))
+    assert output_order(("Glioma", "Meningioma", "Pituitary"), three) == (2, 0, 1)
+    with pytest.raises(ImportedModelError) as error:
+        output_order(("glioma", "meningioma", "pituitary"), default_labels(), "mynet.toml")
+    assert str(error.value) == ("mynet.toml: the model's classes ['glioma', 'meningioma', 'pituitary'] are not the "
+                                "dataset's classes ['glioma', 'meningioma', 'notumor', 'pituitary'] "
+                                "(no model column for 'notumor')")
+    with pytest.raises(ImportedModelError, match="no dataset class for 'astro'"):
+        output_order(("glioma", "astro", "pituitary"), three)
+
+
+class ThreeClassModel(nn.Module):
+    """Three outputs in the user's order: the base model's pituitary, glioma and meningioma columns."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(x)[:, [3, 0, 1]]
+
+
+def test_a_three_class_model_runs_on_a_three_class_label_set_and_no_other(base_model, tmp_path):
+    from bench.imported import imported_entry, load_model
+
+    path = tmp_path / "mynet.pt"
+    torch.jit.trace(ThreeClassModel(base_model).eval(), torch.zeros(1, 3, 32, 32)).save(str(path))
+    spec_file = write_spec(tmp_path, path, classes='["pituitary_tumor", "glioma", "meningioma"]')
+    spec = load_spec(spec_file)
+    figshare = LabelSet(("glioma", "meningioma", "pituitary"), aliases=(("pituitarytumor", "pituitary"),))
+    entry = imported_entry(spec)
+    assert entry.num_classes == 3
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(entry.builder(labels=figshare)(x), base_model(x)[:, [0, 1, 3]], atol=1e-5)
+    with pytest.raises(ImportedModelError) as error:
+        load_model(spec, labels=default_labels())
+    message = str(error.value)
+    assert message.startswith(f"{spec_file}: the model's classes ['pituitary_tumor', 'glioma', 'meningioma']")
+    assert "['glioma', 'meningioma', 'notumor', 'pituitary']" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -96,8 +141,11 @@ def test_class_order_is_mapped(base_model, tmp_path):
     ({"channels": None}, "missing key(s) ['channels']"),
     ({"path": '"nothere.onnx"'}, "does not exist"),
     ({"path": '"mynet.h5"'}, "must end in one of"),
-    ({"classes": '["glioma", "glioma", "notumor", "pituitary"]'}, "each of"),
-    ({"classes": '["glioma", "astro", "notumor", "pituitary"]'}, "unknown class folder 'astro'"),
+    ({"classes": '["glioma", "Glioma", "notumor", "pituitary"]'}, "names a class twice ('Glioma', 'glioma')"),
+    ({"classes": '["no tumor", "no_tumor"]'}, "names a class twice"),
+    ({"classes": '["glioma"]'}, "classes must be a list of two or more class names"),
+    ({"classes": '["glioma", ""]'}, "classes must be a list of two or more class names"),
+    ({"classes": '"glioma"'}, "classes must be a list of two or more class names"),
     ({"name": '"my.net"'}, "plain word"),
 ])
 def test_bad_specs_name_the_problem(changes, message, base_model, tmp_path):
@@ -114,7 +162,7 @@ def test_unloadable_file_is_named(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not torchscript")
     spec = load_spec(write_spec(tmp_path, tmp_path / "broken.pt"))
     with pytest.raises(ImportedModelError, match="broken.pt"):
-        load_model(spec)
+        load_model(spec, labels=default_labels())
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -205,7 +253,7 @@ def read_probabilities(csv_file) -> torch.Tensor:
 
     with open(csv_file) as f:
         rows = list(csv.DictReader(f))
-    return torch.tensor([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in rows])
+    return torch.tensor([[float(r[f"p_{c}"]) for c in default_labels().names] for r in rows])
 
 
 def test_suite_recipe_input_size_does_not_reach_an_imported_model(base_model, tmp_path, embedded_dataset):

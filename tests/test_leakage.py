@@ -92,3 +92,51 @@ def test_threshold_out_of_range_is_refused(audit_dataset, tmp_path):
     index = discover(audit_dataset)
     with pytest.raises(BrainbenchError, match="threshold"):
         build_leakage_index(index, "fp", 1.5, tmp_path)
+
+
+# The audit fixture declared with its own label set: another order, and "healthy" for the notumor folders.
+RENAMED = '''
+name = "renamed"
+[labels]
+classes = ["pituitary", "meningioma", "healthy", "glioma"]
+no_tumor = "healthy"
+aliases = { notumor = "healthy" }
+[images]
+from = "folders"
+[[protocol]]
+name = "official"
+kind = "official"
+'''
+
+
+def test_leakage_index_names_classes_by_the_datasets_label_set(audit_dataset, tmp_path):
+    import shutil
+
+    default = discover(audit_dataset)
+    fingerprint = dataset_fingerprint(default)
+    build_leakage_index(default, fingerprint, 0.99, tmp_path / "kaggle")  # cached under the four Kaggle names
+    (audit_dataset / "brainbench-dataset.toml").write_text(RENAMED)
+    renamed = discover(audit_dataset)
+    assert dataset_fingerprint(renamed) != fingerprint  # relabelled: its caches are apart
+    # Even were it cached under the same name, an index of another label set is not reused.
+    (tmp_path / "cache").mkdir()
+    for cached in (tmp_path / "kaggle").glob("leakage-*.json"):
+        shutil.copy(cached, tmp_path / "cache" / cached.name)
+    leakage = build_leakage_index(renamed, fingerprint, 0.99, tmp_path / "cache")
+    assert leakage.class_names == ("pituitary", "meningioma", "healthy", "glioma")
+    assert leakage.test_label["Testing/notumor/contrast.png"] == "healthy"
+    assert leakage.test_label["Testing/glioma/exact.png"] == "glioma"
+    per_class = leakage.record()["clean_test_per_class"]
+    assert list(per_class) == ["pituitary", "meningioma", "healthy", "glioma"] and set(per_class.values()) == {1}
+
+
+def test_leakage_columns_refuse_predictions_over_another_label_set(leakage):
+    from bench.leakage.columns import leakage_columns
+
+    rels = sorted(leakage.test_similarity)
+    probs = np.full((len(rels), 4), 0.25)
+    labels = np.zeros(len(rels), np.int64)
+    columns = leakage_columns(labels, probs, rels, leakage, ("glioma", "meningioma", "notumor", "pituitary"))
+    assert columns["clean_n"] == 4 and "clean_support_notumor" in columns
+    with pytest.raises(ValueError, match="leakage index of"):
+        leakage_columns(labels, probs, rels, leakage, ("a", "b", "c", "d"))

@@ -9,12 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from bench.evaluate.bootstrap import percentile_interval, resample_indices, resampled_confusions
 from bench.evaluate.metrics import classification_metrics
@@ -166,6 +161,25 @@ def test_tumor_missed_rate_finds_notumor_by_name():
 def test_tumor_missed_rate_nan_without_notumor_class():
     names = ["a", "b", "c", "d"]
     m = classification_metrics([0, 1, 2, 3], probs_for([0, 1, 2, 3]), names)
+    assert math.isnan(m["tumor_missed_rate"])
+
+
+def test_tumor_missed_rate_uses_the_label_sets_own_no_tumor_class():
+    names = ["glioma", "healthy", "pituitary"]  # a declared set whose no-tumour class is "healthy"
+    labels = [0, 0, 2, 2, 1]
+    preds = [1, 0, 1, 2, 1]  # two of four tumours called healthy
+    probs = np.full((5, 3), 0.15)
+    probs[np.arange(5), preds] = 0.7
+    assert classification_metrics(labels, probs, names, no_tumor="healthy")["tumor_missed_rate"] == pytest.approx(0.5)
+    # Without naming it the rate is not computed: "healthy" is not the Kaggle set's "notumor".
+    assert math.isnan(classification_metrics(labels, probs, names)["tumor_missed_rate"])
+
+
+def test_tumor_missed_rate_nan_for_a_set_without_no_tumor_class():
+    # figshare: three tumour types; even a class named "notumor" is not the no-tumour class when
+    # the label set says it has none.
+    labels = [1, 2, 3, 0]
+    m = classification_metrics(labels, probs_for([2, 2, 2, 2]), CLASSES, no_tumor=None)
     assert math.isnan(m["tumor_missed_rate"])
 
 

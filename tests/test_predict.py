@@ -14,14 +14,17 @@ from bench.cli import main
 from bench.data.batches import Normalizer, to_model_input
 from bench.data.cache import Preprocessing
 from bench.data.dataset import load_dataset
+from bench.data.declaration import default_labels
 from bench.data.decode import decode_image
-from bench.data.labels import CLASS_NAMES
+from bench.errors import CheckpointError
 from bench.evaluate.predict import predict_logits
+from bench.identity import InputContract
 from bench.inference import latest_checkpoint, load_checkpoint, predict_images
 from bench.paths import EMBEDDED_DATASET
-from bench.train.store import MANIFEST, WEIGHTS, CheckpointStore
+from bench.train.store import MANIFEST, WEIGHTS, CheckpointKey, CheckpointStore
 from bench.train.train_or_load import train_or_load
 
+CLASS_NAMES = default_labels().names  # the embedded dataset's classes, which the fixture's models predict
 GLIOMA = EMBEDDED_DATASET / "Testing" / "glioma"
 IMAGES = sorted(GLIOMA.iterdir())[:2]
 # cnn1 is trained with crop_to_content so that the tests see a checkpoint whose preprocessing
@@ -215,3 +218,60 @@ def test_latest_checkpoint_is_the_most_recently_trained_finished_one(tmp_path, c
     (broken / MANIFEST).write_text("{ not json")
     assert latest_checkpoint(store, "cnn0.scratch") == newest
     assert f"skipping checkpoint {broken}" in caplog.text
+
+
+# --- a checkpoint of another label set ---------------------------------------------------------
+
+THREE = ("glioma", "meningioma", "pituitary")  # figshare's classes: no notumor
+
+
+def _three_class_checkpoint(store_root: Path) -> tuple[Path, torch.nn.Module]:
+    """A cnn2 checkpoint whose manifest says it was trained on three classes, with real weights of
+    a three-output cnn2 (as training on such a dataset stores it)."""
+    entry = zoo.get("cnn2.scratch")
+    torch.manual_seed(0)
+    model = entry.build(input_size=32, num_classes=len(THREE), pretrained=False).eval()
+    contract = InputContract(32, entry.in_channels, tuple(entry.mean), tuple(entry.std), THREE)
+    key = CheckpointKey(entry.name, "0123456789ab", "threeclasses")
+    store = CheckpointStore(store_root)
+    store.save(key, model.state_dict(), {"input_contract": contract.record(), "recipe": {"dropout": None},
+                                         "best_val": {"acc": 0.5},
+                                         "environment": {"date": "2024-05-01T10:00:00+00:00"}})
+    return store.folder(key), model
+
+
+def test_a_checkpoint_answers_in_the_classes_it_was_trained_on(tmp_path, capsys):
+    folder, model = _three_class_checkpoint(tmp_path / "store")
+    loaded = load_checkpoint(folder)
+    predictions = predict_images(loaded, IMAGES)
+    assert all(set(p.probabilities) == set(THREE) for p in predictions)
+    entry = zoo.get("cnn2.scratch")
+    pixels = torch.stack([torch.from_numpy(decode_image(i, 32, entry.in_channels)) for i in IMAGES])
+    normalize = Normalizer(entry.mean, entry.std, torch.device("cpu"))
+    with torch.inference_mode():
+        expected = torch.softmax(model(to_model_input(pixels, normalize)), dim=1)
+    got = torch.tensor([[p.probabilities[c] for c in THREE] for p in predictions])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+    assert main(["predict", "cnn2.scratch", str(IMAGES[0]), "--store", str(tmp_path / "store")]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if "predicted" in line)
+    assert re.split(r"\s{2,}", header.strip()) == ["image", "predicted", "glioma %", "meningioma %", "pituitary %"]
+
+
+def test_a_checkpoint_of_other_classes_than_expected_is_refused(trained, tmp_path, capsys):
+    folder, _ = _three_class_checkpoint(tmp_path / "three")
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(folder, expected_classes=CLASS_NAMES)
+    assert str(error.value) == (f"checkpoint {folder} of cnn2.scratch predicts the classes "
+                                f"{list(THREE)}, not the expected {list(CLASS_NAMES)}")
+    assert load_checkpoint(folder, expected_classes=THREE).contract.classes == THREE
+    # Compared side by side, entries share one column per class: a three-class one cannot join.
+    _, store = trained
+    both = tmp_path / "both"
+    shutil.copytree(store, both)
+    _three_class_checkpoint(both)
+    argv = ["predict", "cnn0.scratch", str(IMAGES[0]), "--models", "cnn2.scratch", "--store", str(both)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "predicts the classes ['glioma', 'meningioma', 'pituitary'], not the expected" in captured.err
+    assert captured.out == ""

@@ -11,6 +11,7 @@ Kinds of match, from strongest to weakest evidence:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,6 @@ import numpy as np
 from bench.audit.load import AuditSplit, load_split
 from bench.audit.match import ORIENTATIONS, Nearest, nearest
 from bench.data.discover import DatasetIndex
-from bench.data.labels import CLASS_NAMES
 from bench.errors import DatasetError
 
 DEFAULT_THRESHOLD = 0.99
@@ -75,11 +75,12 @@ def _kind(a: AuditSplit, i: int, b: AuditSplit, j: int, similarity: float, orien
 
 
 def _match(a: AuditSplit, i: int, b: AuditSplit, j: int, similarity: float, orientation: int,
-           threshold: float) -> Match:
+           threshold: float, class_names: Sequence[str]) -> Match:
+    """class_names: the dataset's label set, which the splits' integer labels index."""
     kind = _kind(a, i, b, j, similarity, orientation, threshold)
     if kind == "exact":  # same bytes: the cosine could be 0 for a blank picture, but it is a copy
         similarity, orientation = 1.0, 0
-    return Match(a.rels[i], CLASS_NAMES[a.labels[i]], b.rels[j], CLASS_NAMES[b.labels[j]],
+    return Match(a.rels[i], class_names[a.labels[i]], b.rels[j], class_names[b.labels[j]],
                  float(similarity), ORIENTATIONS[orientation], kind)
 
 
@@ -90,22 +91,25 @@ def _first_by_hash(split: AuditSplit) -> dict[str, int]:
     return first
 
 
-def nearest_training_images(test: AuditSplit, train: AuditSplit, threshold: float) -> list[Match]:
-    """Every test image with its nearest training image (any orientation), in test file order."""
-    return _test_vs_train(test, train, nearest(test.pixels, train.pixels), threshold)
+def nearest_training_images(test: AuditSplit, train: AuditSplit, threshold: float,
+                            class_names: Sequence[str]) -> list[Match]:
+    """Every test image with its nearest training image (any orientation), in test file order;
+    labels are named by `class_names`, the dataset's label set."""
+    return _test_vs_train(test, train, nearest(test.pixels, train.pixels), threshold, class_names)
 
 
-def _test_vs_train(test: AuditSplit, train: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
+def _test_vs_train(test: AuditSplit, train: AuditSplit, near: Nearest, threshold: float,
+                   class_names: Sequence[str]) -> list[Match]:
     # A byte-identical file wins over the cosine neighbour: it is the stronger evidence.
     by_hash = _first_by_hash(train)
     matches = []
     for i in range(len(test)):
         j = by_hash.get(test.sha256[i])
         if j is not None:
-            matches.append(_match(test, i, train, j, 1.0, 0, threshold))
+            matches.append(_match(test, i, train, j, 1.0, 0, threshold, class_names))
         else:
             matches.append(_match(test, i, train, int(near.index[i]), near.similarity[i],
-                                  int(near.orientation[i]), threshold))
+                                  int(near.orientation[i]), threshold, class_names))
     return matches
 
 
@@ -117,7 +121,7 @@ def _positions_by_hash(split: AuditSplit) -> dict[str, list[int]]:
     return groups
 
 
-def _within(split: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
+def _within(split: AuditSplit, near: Nearest, threshold: float, class_names: Sequence[str]) -> list[Match]:
     """Duplicate pairs inside one split, each unordered pair once."""
     groups = _positions_by_hash(split)
     seen: set[tuple[int, int]] = set()
@@ -134,14 +138,14 @@ def _within(split: AuditSplit, near: Nearest, threshold: float) -> list[Match]:
         key = (min(i, j), max(i, j))
         if key in seen:
             continue
-        match = _match(split, i, split, j, sim, orient, threshold)
+        match = _match(split, i, split, j, sim, orient, threshold, class_names)
         if match.is_duplicate:
             seen.add(key)
             pairs.append(match)
     return pairs
 
 
-def _conflicts(a: AuditSplit, b: AuditSplit, threshold: float) -> list[Match]:
+def _conflicts(a: AuditSplit, b: AuditSplit, threshold: float, class_names: Sequence[str]) -> list[Match]:
     """For each image of `a`, its nearest duplicate in `b` that carries another label, if any.
 
     Searched separately from the nearest neighbour: an image with copies under two labels
@@ -161,7 +165,7 @@ def _conflicts(a: AuditSplit, b: AuditSplit, threshold: float) -> list[Match]:
         else:
             continue
         key = (min(i, j), max(i, j)) if same_set else (i, j)
-        match = _match(a, i, b, j, sim, orient, threshold)
+        match = _match(a, i, b, j, sim, orient, threshold, class_names)
         if match.is_duplicate and key not in seen:
             seen.add(key)
             found.append(match)
@@ -182,10 +186,11 @@ def run_audit(index: DatasetIndex, threshold: float = DEFAULT_THRESHOLD) -> Audi
             raise DatasetError(f"no readable image is left in the {split.name} split of {index.root}")
 
     clock = time.perf_counter()
-    cross = nearest_training_images(test, train, threshold)
-    within = {split.name: _within(split, nearest(split.pixels, split.pixels, same_set=True), threshold)
+    names = index.labels.names
+    cross = nearest_training_images(test, train, threshold, names)
+    within = {split.name: _within(split, nearest(split.pixels, split.pixels, same_set=True), threshold, names)
               for split in (train, test)}
     conflicts = [(f"{a.name}-{b.name}", m) for a, b in ((test, train), (train, train), (test, test))
-                 for m in _conflicts(a, b, threshold)]
+                 for m in _conflicts(a, b, threshold, names)]
     seconds["compare"] = time.perf_counter() - clock
     return AuditResult(index, threshold, train, test, cross, within, conflicts, skipped, seconds)

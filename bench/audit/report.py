@@ -9,7 +9,6 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.audit.audit import DUPLICATE_KINDS, KINDS, AuditResult, Match
-from bench.data.labels import CLASS_NAMES
 from bench.environment import environment
 from bench.io import atomic_path, write_text_atomically
 from bench.leakage.bands import BANDS
@@ -38,16 +37,17 @@ def write_within_csv(result: AuditResult, path: Path) -> None:
                                  m.orientation, m.kind))
 
 
-def _per_class_table(matches: list[Match]) -> str:
+def _per_class_table(matches: list[Match], class_names: tuple[str, ...]) -> str:
+    """One row per class of the dataset's label set that has test images, then all of them."""
     counts = Counter((m.a_label, m.kind) for m in matches)
     rows = []
-    for name in CLASS_NAMES + ("all",):
-        selected = [m for m in matches if name in ("all", m.a_label)]
+    for name in (*class_names, None):  # None: the "all" row (a class may itself be named "all")
+        selected = [m for m in matches if name in (None, m.a_label)]
         if not selected:
             continue
         dup = sum(m.is_duplicate for m in selected)
-        per_kind = [sum(counts[(c, k)] for c in CLASS_NAMES if name in ("all", c)) for k in KINDS]
-        rows.append([name, len(selected), *per_kind, dup, f"{100 * dup / len(selected):.1f} %"])
+        per_kind = [sum(counts[(c, k)] for c in class_names if name in (None, c)) for k in KINDS]
+        rows.append([name or "all", len(selected), *per_kind, dup, f"{100 * dup / len(selected):.1f} %"])
     return tabulate(rows, headers=["class", "test images", *KINDS, "duplicates", "share"], tablefmt="github")
 
 
@@ -117,7 +117,7 @@ def write_report(result: AuditResult, path: Path, fingerprint: str) -> None:
         "",
         "## Test images against training images, per class and kind",
         "",
-        _per_class_table(cross),
+        _per_class_table(cross, result.index.labels.names),
         "",
         "## Similarity of each test image to its nearest training image",
         "",

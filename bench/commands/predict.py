@@ -2,8 +2,10 @@
 
 One entry: one table, a row per image. Several entries (ENTRY plus --models): one table per
 image, a row per entry, so that the same class's probabilities line up in one column and a
-disagreement between models is visible at a glance; its width (about 80 columns) does not
-grow with the number of entries, as one wide table with four columns per entry would.
+disagreement between models is visible at a glance; its width (about 80 columns for four
+classes) does not grow with the number of entries, as one wide table with a column per class
+and entry would. The columns are the classes the checkpoints were trained on (their manifests'
+input contract), so entries compared side by side must have been trained on the same classes.
 
 An image that cannot be read is a row saying why; the other images are still predicted,
 and the exit status is 1 so that scripts notice. Problems with an entry or its checkpoint
@@ -19,22 +21,27 @@ from pathlib import Path
 from tabulate import tabulate
 
 import zoo
-from bench.data.labels import CLASS_NAMES
 from bench.device import resolve_device
 from bench.errors import BrainbenchError
-from bench.inference import (NoCheckpointError, Prediction, key_of_folder, latest_checkpoint, load_checkpoint,
-                             predict_images)
+from bench.inference import (
+    NoCheckpointError,
+    Prediction,
+    key_of_folder,
+    latest_checkpoint,
+    load_checkpoint,
+    predict_images,
+)
 from bench.paths import store_dir
 
-HEADERS = ["predicted"] + [f"{name} %" for name in CLASS_NAMES]
 REASON_WIDTH = 50  # wrap long decode errors instead of widening the whole table
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="class probabilities for MRI images from a trained entry",
-        description="Predict glioma / meningioma / notumor / pituitary probabilities for image files with "
-                    "an entry's most recently trained checkpoint in the store (or the one --checkpoint names). "
+        description="Predict class probabilities (for the classes of the dataset the checkpoint was trained on, "
+                    "e.g. glioma / meningioma / notumor / pituitary) for image files with an entry's most "
+                    "recently trained checkpoint in the store (or the one --checkpoint names). "
                     "Images are preprocessed as that checkpoint's training images were.")
     parser.add_argument("entry", metavar="ENTRY",
                         help="zoo entry name, e.g. cnn3.scratch (see `brainbench list`)")
@@ -57,12 +64,16 @@ def run(args: argparse.Namespace) -> int:
     store = store_dir(args.store)
     folders = _checkpoint_folders(names, store, args.checkpoint, optional=optional)
     # Load every checkpoint before printing anything: a corrupted one stops the command cleanly.
-    models = [load_checkpoint(folder, device) for folder in folders]
+    first = load_checkpoint(folders[0], device)
+    classes = first.contract.classes
+    # One column per class: every compared checkpoint must answer in ENTRY's classes.
+    models = [first] + [load_checkpoint(folder, device, expected_classes=classes) for folder in folders[1:]]
     for loaded in models:
         print(loaded.describe())
     results = {loaded.entry.name: predict_images(loaded, args.images) for loaded in models}
     print()
-    print(_single_table(results[args.entry]) if len(results) == 1 else _comparison_tables(results))
+    print(_single_table(results[args.entry], classes) if len(results) == 1
+          else _comparison_tables(results, classes))
     return _report_unreadable(results, len(args.images))
 
 
@@ -121,17 +132,18 @@ def _explicit_checkpoint(folder: str, entry: str) -> Path:
 
 # --- output ---------------------------------------------------------------------------------
 
-def _cells(prediction: Prediction) -> list[str]:
-    """predicted class and the four probabilities in %, or the reason the image was unreadable."""
+def _cells(prediction: Prediction, classes: tuple[str, ...]) -> list[str]:
+    """predicted class and each class's probability in %, or the reason the image was unreadable."""
     if prediction.probabilities is None:
-        return [f"unreadable: {prediction.error}"] + [""] * len(CLASS_NAMES)
-    return [prediction.predicted] + [f"{100 * prediction.probabilities[c]:.1f}" for c in CLASS_NAMES]
+        return [f"unreadable: {prediction.error}"] + [""] * len(classes)
+    return [prediction.predicted] + [f"{100 * prediction.probabilities[c]:.1f}" for c in classes]
 
 
-def _table(rows: list[list[str]], first_header: str) -> str:
-    widths = [None, REASON_WIDTH] + [None] * len(CLASS_NAMES)
-    return tabulate(rows, headers=[first_header] + HEADERS, disable_numparse=True,
-                    colalign=("left", "left") + ("right",) * len(CLASS_NAMES), maxcolwidths=widths)
+def _table(rows: list[list[str]], first_header: str, classes: tuple[str, ...]) -> str:
+    headers = [first_header, "predicted"] + [f"{name} %" for name in classes]
+    widths = [None, REASON_WIDTH] + [None] * len(classes)
+    return tabulate(rows, headers=headers, disable_numparse=True,
+                    colalign=("left", "left") + ("right",) * len(classes), maxcolwidths=widths)
 
 
 def _image_labels(paths: list[Path]) -> list[str]:
@@ -140,18 +152,18 @@ def _image_labels(paths: list[Path]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(path) for path in paths]
 
 
-def _single_table(predictions: list[Prediction]) -> str:
+def _single_table(predictions: list[Prediction], classes: tuple[str, ...]) -> str:
     labels = _image_labels([p.path for p in predictions])
-    return _table([[label] + _cells(p) for label, p in zip(labels, predictions)], "image")
+    return _table([[label] + _cells(p, classes) for label, p in zip(labels, predictions)], "image", classes)
 
 
-def _comparison_tables(results: dict[str, list[Prediction]]) -> str:
+def _comparison_tables(results: dict[str, list[Prediction]], classes: tuple[str, ...]) -> str:
     per_image = list(zip(*results.values()))  # the i-th prediction of every entry is for the i-th image
     labels = _image_labels([predictions[0].path for predictions in per_image])
     blocks = []
     for label, predictions in zip(labels, per_image):
-        rows = [[name] + _cells(p) for name, p in zip(results, predictions)]
-        blocks.append(f"{label}\n{_table(rows, 'entry')}")
+        rows = [[name] + _cells(p, classes) for name, p in zip(results, predictions)]
+        blocks.append(f"{label}\n{_table(rows, 'entry', classes)}")
     return "\n\n".join(blocks)
 
 

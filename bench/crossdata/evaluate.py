@@ -15,9 +15,11 @@ import torch
 
 from bench.audit.load import AuditSplit, load_split
 from bench.audit.match import nearest
-from bench.crossdata.folders import ExternalSet, discover_external, task_classes, task_labels, task_predictions
+from bench.crossdata.external_set import ExternalSet
+from bench.crossdata.folders import discover_external
 from bench.data.batches import Normalizer
 from bench.data.cache import Preprocessing, decode_all
+from bench.data.labels import LabelSet
 from bench.errors import DatasetError
 from bench.evaluate.predict import predict_logits
 from bench.evaluate.subset_metrics import present_class_metrics
@@ -28,7 +30,7 @@ from zoo.entry import ZooEntry
 @dataclass
 class DecodedExternal:
     images: torch.Tensor  # uint8 (N, C, H, W)
-    folder_labels: list[int]  # indices into EXTERNAL_CLASS_NAMES
+    labels: list[int]  # indices into the set's task classes (ExternalSet.classes)
     rels: list[str]
 
 
@@ -67,10 +69,14 @@ def audit_external(data: ExternalSet, train: AuditSplit, threshold: float) -> Au
 
 
 class ExternalSets:
-    """The run's external sets: found and audited once, decoded once per preprocessing."""
+    """The run's external sets: found and audited once, decoded once per preprocessing.
 
-    def __init__(self, roots: list[Path], train: AuditSplit, threshold: float):
-        sets = [discover_external(root) for root in roots]
+    model_labels: the label set every entry of the run predicts (the training dataset's): each
+    set is labelled in it once, for all entries.
+    """
+
+    def __init__(self, roots: list[Path], train: AuditSplit, threshold: float, model_labels: LabelSet):
+        sets = [discover_external(root, model_labels) for root in roots]
         names = [s.name for s in sets]
         for name in set(names):
             if names.count(name) > 1:
@@ -94,27 +100,36 @@ class ExternalSets:
         return ",".join(f"{a.data.name}:{len(a.data.samples)}" for a in self.audited)
 
 
+def _set_columns(model: torch.nn.Module, entry: ZooEntry, prep: Preprocessing, sets: ExternalSets,
+                 audited: AuditedExternal, device: torch.device) -> dict:
+    """Metrics of one scorable set: on the whole set and on its images new to the model."""
+    decoded = sets.decoded(audited.data, prep)
+    logits = predict_logits(model, decoded.images, Normalizer(entry.mean, entry.std, device),
+                            channels_last=device.type == "cuda", autocast_dtype=autocast_dtype_for(device))
+    labels = np.array(decoded.labels, dtype=np.int64)
+    preds = np.array(audited.data.task_predictions(logits.argmax(1).tolist()), dtype=np.int64)
+    classes = audited.data.classes
+    new = np.array([audited.is_new(rel) for rel in decoded.rels], dtype=bool)
+    # Neither scored as new nor as repeating: counted apart, so that no column hides them.
+    columns = {"n_unreadable": len(audited.data.samples) - len(decoded.rels),
+               "n_not_audited": sum(rel not in audited.overlap for rel in decoded.rels)}
+    columns |= present_class_metrics(labels, preds, classes)
+    columns |= {"new_" + k: v for k, v in present_class_metrics(labels[new], preds[new], classes).items()
+                if k in ("n", "acc", "acc_ci95", "balanced_acc")}
+    return columns
+
+
 def external_columns(model: torch.nn.Module, entry: ZooEntry, prep: Preprocessing, sets: ExternalSets,
                      device: torch.device) -> dict:
-    """`ext_<set>_*` columns: metrics on the whole set and on the images new to the model."""
+    """`ext_<set>_*` columns: metrics on the whole set and on the images new to the model; for a
+    set the model cannot be scored on, `ext_<set>_note` says why instead."""
     columns: dict = {}
-    normalize = Normalizer(entry.mean, entry.std, device)
     for audited in sets.audited:
-        decoded = sets.decoded(audited.data, prep)
-        logits = predict_logits(model, decoded.images, normalize, channels_last=device.type == "cuda",
-                                autocast_dtype=autocast_dtype_for(device))
-        binary = audited.data.binary
-        labels = np.array(task_labels(decoded.folder_labels, binary))
-        preds = np.array(task_predictions(logits.argmax(1).tolist(), binary))
-        classes = task_classes(binary)
-        new = np.array([audited.is_new(rel) for rel in decoded.rels], dtype=bool)
         prefix = f"ext_{audited.data.name}_"
         columns[prefix + "task"] = audited.data.task
-        # Neither scored as new nor as repeating: counted apart, so that no column hides them.
-        columns[prefix + "n_unreadable"] = len(audited.data.samples) - len(decoded.rels)
-        columns[prefix + "n_not_audited"] = sum(rel not in audited.overlap for rel in decoded.rels)
-        columns |= {prefix + k: v for k, v in present_class_metrics(labels, preds, classes).items()}
-        columns |= {prefix + "new_" + k: v
-                    for k, v in present_class_metrics(labels[new], preds[new], classes).items()
-                    if k in ("n", "acc", "acc_ci95", "balanced_acc")}
+        columns[prefix + "n_not_in_task"] = sum(audited.data.not_in_task.values())
+        if audited.data.unscorable is not None:
+            columns[prefix + "note"] = audited.data.unscorable
+            continue
+        columns |= {prefix + k: v for k, v in _set_columns(model, entry, prep, sets, audited, device).items()}
     return columns

@@ -17,17 +17,16 @@ import numpy as np
 
 from bench.audit.audit import DEFAULT_THRESHOLD, nearest_training_images
 from bench.data.discover import DatasetIndex
-from bench.data.labels import CLASS_NAMES
 from bench.errors import BrainbenchError
+from bench.io import write_atomically
 from bench.leakage.bands import BAND_KEYS, band_masks
 from bench.leakage.groups import duplicate_groups
 from bench.leakage.pictures import audit_pictures
-from bench.io import write_atomically
 
 # The audit's duplicate threshold. Lower ones leave too few test images: at 0.95 the clean test
 # split of the Kaggle dataset has 173 images and no notumor image at all.
 DEFAULT_CLEAN_THRESHOLD = DEFAULT_THRESHOLD
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: records the label set's class names
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,7 @@ class LeakageIndex:
     test_label: dict[str, str]
     clean_test: frozenset[str]  # test rels whose duplicate group has no training image
     train_group: dict[str, int]  # training rel -> duplicate group id
+    class_names: tuple[str, ...]  # the dataset's label set (DatasetIndex.labels.names), in label order
 
     def similarities(self, rels: list[str]) -> np.ndarray:
         return np.array([self._known(self.test_similarity, rel) for rel in rels], dtype=np.float64)
@@ -70,8 +70,8 @@ class LeakageIndex:
             "n_test_duplicated": duplicated,
             "test_duplicated_share": duplicated / len(rels) if rels else None,
             "n_clean_test": len(self.clean_test),
-            "clean_test_per_class": {c: clean_classes.get(c, 0) for c in CLASS_NAMES},
-            "official_test_per_class": {c: test_classes.get(c, 0) for c in CLASS_NAMES},
+            "clean_test_per_class": {c: clean_classes.get(c, 0) for c in self.class_names},
+            "official_test_per_class": {c: test_classes.get(c, 0) for c in self.class_names},
             "band_counts": {key: int(mask.sum()) for key, mask in zip(BAND_KEYS, band_masks(similarity))},
             "n_train_groups": len(set(self.train_group.values())),
             "n_train": len(self.train_group),
@@ -79,15 +79,17 @@ class LeakageIndex:
 
 
 def build_leakage_index(index: DatasetIndex, fingerprint: str, threshold: float, cache_root: Path) -> LeakageIndex:
-    """Compute (or load from the cache) the leakage index of a dataset at `threshold`."""
+    """Compute (or load from the cache) the leakage index of a dataset at `threshold`; its test
+    labels are named by the dataset's own label set."""
     if not 0.0 < threshold <= 1.0:
         raise BrainbenchError(f"clean-split threshold must be in (0, 1], got {threshold}")
+    class_names = tuple(index.labels.names)
     path = Path(cache_root) / f"leakage-{fingerprint}-t{threshold:g}.json"
-    cached = _load(path, threshold)
+    cached = _load(path, threshold, class_names)
     if cached is not None:
         return cached
     train, test = audit_pictures(index, fingerprint, cache_root)
-    matches = nearest_training_images(test, train, threshold)
+    matches = nearest_training_images(test, train, threshold, class_names)
     pixels = np.concatenate([train.pixels, test.pixels])
     groups = duplicate_groups(pixels, train.sha256 + test.sha256, threshold)
     train_groups, test_groups = groups[:len(train)], groups[len(train):]
@@ -97,7 +99,8 @@ def build_leakage_index(index: DatasetIndex, fingerprint: str, threshold: float,
         test_similarity={m.a_rel: m.similarity for m in matches},
         test_label={m.a_rel: m.a_label for m in matches},
         clean_test=frozenset(rel for rel, g in zip(test.rels, test_groups.tolist()) if g not in has_train_member),
-        train_group=dict(zip(train.rels, train_groups.tolist())))
+        train_group=dict(zip(train.rels, train_groups.tolist())),
+        class_names=class_names)
     _save(path, leakage)
     return leakage
 
@@ -106,23 +109,25 @@ def _save(path: Path, leakage: LeakageIndex) -> None:
     data = {"format": FORMAT_VERSION, "threshold": leakage.threshold,
             "test_similarity": leakage.test_similarity,
             "test_label": leakage.test_label, "clean_test": sorted(leakage.clean_test),
-            "train_group": leakage.train_group}
+            "train_group": leakage.train_group, "class_names": list(leakage.class_names)}
     write_atomically(path, json.dumps(data).encode())
 
 
-def _load(path: Path, threshold: float) -> LeakageIndex | None:
-    """The cached index; None when there is none, when it was written by another format or at
-    another threshold, or (with a warning naming the file) when it is damaged: compute it again."""
+def _load(path: Path, threshold: float, class_names: tuple[str, ...]) -> LeakageIndex | None:
+    """The cached index; None when there is none, when it was written by another format, at
+    another threshold or under another label set (the same folder declared with other classes),
+    or (with a warning naming the file) when it is damaged: compute it again."""
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-        if data.get("format") != FORMAT_VERSION or data.get("threshold") != threshold:
+        if (data.get("format") != FORMAT_VERSION or data.get("threshold") != threshold
+                or data.get("class_names") != list(class_names)):
             return None
         return LeakageIndex(threshold, {str(k): float(v) for k, v in data["test_similarity"].items()},
                             {str(k): str(v) for k, v in data["test_label"].items()},
                             frozenset(str(rel) for rel in data["clean_test"]),
-                            {str(k): int(v) for k, v in data["train_group"].items()})
+                            {str(k): int(v) for k, v in data["train_group"].items()}, class_names)
     # Bad UTF-8 or JSON (ValueError), a missing key, or values of the wrong type.
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         logging.getLogger("brainbench").warning("leakage index cache %s is damaged (%s: %s); computing it again",

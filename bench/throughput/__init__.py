@@ -5,11 +5,7 @@ and compares them; `common` holds the settings, the model under training and the
 """
 
 from bench.throughput.common import Measurement, ThroughputSettings, default_workers
-from bench.throughput.measure import (
-           ThroughputResult,
-           markdown_table,
-           measure_train_throughput,
-)
+from bench.throughput.measure import ThroughputResult, markdown_table, measure_train_throughput
 
 __all__ = ["Measurement", "ThroughputResult", "ThroughputSettings", "default_workers", "markdown_table",
            "measure_train_throughput"]

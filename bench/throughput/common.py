@@ -77,10 +77,13 @@ class Trainer:
         train_step(self.model, x, y, self.criterion, self.optimizer, self.scaler, self.amp_dtype)
 
 
-def make_trainer(entry: ZooEntry, recipe: Recipe, settings: ThroughputSettings, device: torch.device) -> Trainer:
-    """Freshly initialized weights (never downloaded ones: throughput depends on the architecture only)."""
+def make_trainer(entry: ZooEntry, recipe: Recipe, settings: ThroughputSettings, device: torch.device,
+                 num_classes: int | None = None) -> Trainer:
+    """Freshly initialized weights (never downloaded ones: throughput depends on the architecture only),
+    with one output per class of the dataset trained on (`num_classes`; default the entry's)."""
     torch.manual_seed(settings.seed)
-    model = entry.build(input_size=settings.input_size, dropout=recipe.dropout, pretrained=False)
+    model = entry.build(input_size=settings.input_size, dropout=recipe.dropout, num_classes=num_classes,
+                        pretrained=False)
     channels_last = device.type == "cuda"  # as the training loop does
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     model.train()

@@ -19,12 +19,7 @@ from bench.data.batches import Normalizer
 from bench.data.dataset import LoadedDataset
 from bench.errors import OptionError
 from bench.throughput.cached import cached_pipeline
-from bench.throughput.common import (
-    Measurement,
-    ThroughputSettings,
-    make_trainer,
-    measure_in_rounds,
-)
+from bench.throughput.common import Measurement, ThroughputSettings, make_trainer, measure_in_rounds
 from bench.throughput.imagefolder import imagefolder_pipeline
 from bench.throughput.model_only import model_only_pipeline
 from zoo.entry import ZooEntry
@@ -93,12 +88,13 @@ def measure_train_throughput(entry: ZooEntry, recipe: Recipe, data: LoadedDatase
     policy = policy_named(recipe.augment, random_resized_crop=recipe.random_resized_crop,
                           autoaugment=recipe.autoaugment)
     normalize = Normalizer(entry.mean, entry.std, device)
-    trainer = make_trainer(entry, recipe, settings, device)
+    n_classes = len(data.index.labels)  # the dataset's label set decides the head, as in training
+    trainer = make_trainer(entry, recipe, settings, device, n_classes)
     cudnn_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its fastest kernels
     pipelines = []
     try:
-        pipelines.append(model_only_pipeline(trainer, normalize, entry.in_channels, entry.num_classes, settings))
+        pipelines.append(model_only_pipeline(trainer, normalize, entry.in_channels, n_classes, settings))
         pipelines.append(cached_pipeline(trainer, train, normalize, policy, settings))
         pipelines.append(imagefolder_pipeline(trainer, data, entry.in_channels, entry.mean, entry.std, policy,
                                               settings))
