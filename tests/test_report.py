@@ -141,6 +141,17 @@ def test_leaderboard_shows_intervals_provenance_and_na(report):
     assert "entries/cnn1.scratch/confusion.png" in markdown and "accuracy_vs_latency.png" in markdown
 
 
+def test_old_results_are_the_kaggle_four_classes_under_the_official_protocol(report):
+    # make_results() has neither class_names, labels nor protocols: a results file of before they existed.
+    markdown = (report[0] / "leaderboard.md").read_text()
+    header = next(line for line in section(markdown, "Ranking (official test split)").splitlines()
+                  if line.startswith("| rank"))
+    for column in [f"sens. {c} (%)" for c in CLASSES] + ["tumor missed (%)", "official acc [95 % CI]"]:
+        assert column in header, column
+    assert "(glioma, meningioma, pituitary) called notumor" in " ".join(markdown.split())
+    assert "Protocols side by side" not in markdown and "cv-summary" not in markdown
+
+
 def test_leaderboard_csv_has_one_line_per_row(report):
     out, results, _ = report
     with open(out / "leaderboard.csv", newline="") as f:

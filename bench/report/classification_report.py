@@ -10,23 +10,24 @@ from pathlib import Path
 
 from bench.io import write_text_atomically
 from bench.report.fmt import NA, missing, num, pct, pct_interval
-from bench.report.rows import class_names, class_support, entry_dir, is_ok
+from bench.report.rows import class_names, class_support, entry_dir, is_ok, no_tumor_class
 
 REPORT_TXT = "report.txt"
 COLUMNS = ("precision", "sensitivity", "specificity", "f1-score", "AUC", "support", "sensitivity 95 % CI")
 
 
 def write_classification_reports(results: dict, out_dir: Path) -> list[Path]:
-    classes = class_names(results)
+    classes, no_tumor = class_names(results), no_tumor_class(results)
     written = []
     for row in filter(is_ok, results["rows"]):
         path = entry_dir(Path(out_dir), row["entry"]) / REPORT_TXT
-        write_text_atomically(path, classification_report(row, classes))
+        write_text_atomically(path, classification_report(row, classes, no_tumor))
         written.append(path)
     return written
 
 
-def classification_report(row: dict, classes: tuple[str, ...]) -> str:
+def classification_report(row: dict, classes: tuple[str, ...], no_tumor: str | None = "notumor") -> str:
+    """no_tumor: the dataset's no-tumour class; None (every image a tumour) drops the tumour-missed line."""
     support = class_support(row, len(classes))
     total = sum(support) if support else row.get("test_n")
     width = max(len("weighted avg"), *(len(c) for c in classes))
@@ -42,7 +43,7 @@ def classification_report(row: dict, classes: tuple[str, ...]) -> str:
         # The row has no weighted AUC, and this report does not invent numbers the runner did not compute.
         cells.append(row.get("test_macro_auc") if avg == "macro" else None)
         lines.append(_line(f"{avg} avg", width, cells, total, ""))
-    lines += ["", *_summary(row)]
+    lines += ["", *_summary(row, no_tumor)]
     return "\n".join(lines) + "\n"
 
 
@@ -51,20 +52,21 @@ def _line(name: str, width: int, values: list, support, interval: str) -> str:
     return f"{name:>{width}}{cells}{_int(support):>13}  {interval}".rstrip()
 
 
-def _summary(row: dict) -> list[str]:
+def _summary(row: dict, no_tumor: str | None) -> list[str]:
     """Single-number metrics, each with its interval where the runner computed one."""
     f1_ci = row.get("test_macro_f1_ci95")
     items = [("accuracy", pct_interval(row.get("test_acc"), row.get("test_acc_ci95"))),
-             ("macro-F1", num(row.get("test_macro_f1")) + (f" {_interval(f1_ci)}" if _interval(f1_ci) else "")),
-             ("tumor missed", _missed(row.get("test_tumor_missed_rate"))),
-             ("ECE", num(row.get("test_ece"))), ("mean confidence", num(row.get("test_mean_confidence"))),
-             ("test loss", num(row.get("test_loss")))]
+             ("macro-F1", num(row.get("test_macro_f1")) + (f" {_interval(f1_ci)}" if _interval(f1_ci) else ""))]
+    if no_tumor is not None:
+        items.append(("tumor missed", _missed(row.get("test_tumor_missed_rate"), no_tumor)))
+    items += [("ECE", num(row.get("test_ece"))), ("mean confidence", num(row.get("test_mean_confidence"))),
+              ("test loss", num(row.get("test_loss")))]
     return [f"{label:<16}{value}" for label, value in items] + [
         "", "Intervals are bootstrap 95 % intervals over test images."]
 
 
-def _missed(rate) -> str:
-    return NA if missing(rate) else f"{pct(rate)} % of tumor images called notumor"
+def _missed(rate, no_tumor: str) -> str:
+    return NA if missing(rate) else f"{pct(rate)} % of tumor images called {no_tumor}"
 
 
 def _interval(pair) -> str:

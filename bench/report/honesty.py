@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from bench.leakage.bands import BAND_KEYS, BANDS
 from bench.report.fmt import NA, count, missing, num, pct, pct_interval
+from bench.report.protocols import protocol_records, protocol_title
 from bench.report.rows import is_ok
 
 MEMORY_REFERENCE = "knn.pixels"
@@ -22,6 +23,11 @@ def header_paragraph(results: dict, rows: list[dict]) -> str:
     memorization reference: the first thing a reader must know before reading a number."""
     leakage = results.get("leakage")
     split = results.get("split", "official")
+    if not leakage and results.get("protocols"):
+        return (f"**Ranking protocol: {protocol_title(protocol_records(results)[0])}.** This results file has no "
+                "leakage analysis, so how many test images repeat a training image (a near-identical picture, "
+                "a neighbouring slice) is not known here; a protocol that keeps patients or duplicate groups "
+                "whole is the guard against it.")
     if not leakage:
         return ("These are official-split numbers without a leakage analysis (an older results file): "
                 "the test split may repeat training images. Rerun the suite to add it.")
@@ -107,10 +113,14 @@ def external_sections(rows: list[dict], results: dict) -> list[tuple[str, str, l
                 + f"). Never trained on. Audit against the training split: {info['n_repeating_training_image']:,} "
                   f"images ({pct(info['repeating_share'])} %) repeat a training image (similarity >= "
                   f"{info['overlap_threshold']:g}); the last column scores only the others.")
+        if info.get("n_not_in_task"):
+            note += (f" {info['n_not_in_task']:,} images of classes the models do not predict "
+                     f"({', '.join(info.get('classes_not_in_task') or [])}) are left out.")
         if info.get("n_not_audited"):
             note += (f" {info['n_not_audited']:,} images could not be audited and are counted neither as "
                      f"repeating nor as new.")
-        binary = info["task"] != "four-class"
+        # Results written before label sets were declared say only "four-class" or a binary task.
+        binary = info["binary"] if "binary" in info else info["task"] != "four-class"
         headers = ["entry", "acc [95 % CI]", "balanced acc [95 % CI]"]
         headers += ["tumor found (%)", "notumor kept (%)"] if binary else ["macro-F1"]
         headers += ["acc on images new to training [95 % CI]"]
@@ -135,15 +145,16 @@ SEEDS_NOTE = ("Each row trained once per seed. Mean and standard deviation acros
 
 
 def seeds_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Rows grouped by entry and setting across seeds; empty when no row repeats over seeds."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    """Rows grouped by entry and setting across seeds; empty when no row repeats over seeds.
+    Rows of different protocols or folds test different images, so they never share a group."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in filter(is_ok, rows):
         if "@" in row["entry"] and "seed=" in row["entry"]:
-            groups[(row.get("zoo_entry", row["entry"]), row.get("setting") or "")].append(row)
+            groups[(_seeds_name(row), row.get("setting") or "", row.get("protocol"), row.get("fold"))].append(row)
     headers = ["entry", "setting", "seeds", "official acc mean ± std", "clean acc mean ± std",
                "each seed: official acc [95 % CI]"]
     body = []
-    for (entry, setting), members in groups.items():
+    for (entry, setting, _, _), members in groups.items():
         members.sort(key=lambda r: r.get("seed", 0))
         body.append([entry, setting or "–", ", ".join(str(r.get("seed")) for r in members),
                      _mean_std([r.get("test_acc") for r in members]),
@@ -151,6 +162,13 @@ def seeds_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                      "; ".join(f"seed {r.get('seed')}: {pct_interval(r.get('test_acc'), r.get('test_acc_ci95'))}"
                                for r in members)])
     return headers, body
+
+
+def _seeds_name(row: dict) -> str:
+    name = row.get("zoo_entry", row["entry"])
+    if row.get("protocol"):
+        name += f" ({row['protocol']}" + (f", fold {row['fold']}" if not missing(row.get("fold")) else "") + ")"
+    return name
 
 
 def _mean_std(values: list) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.io import write_text_atomically
+from bench.report.cv_table import cv_main_table
 from bench.report.history import history_path
 from bench.report.honesty import (
     CLEAN_NOTE,
@@ -19,68 +20,92 @@ from bench.report.honesty import (
     leakage_table,
     seeds_table,
 )
+from bench.report.how_to_read import how_to_read
 from bench.report.leaderboard_csv import write_leaderboard_csv
 from bench.report.leakage_plot import LEAKAGE_PNG
 from bench.report.modes import tradeoff_file_names
+from bench.report.protocols import is_kfold, protocol_records, protocol_title, protocol_views
 from bench.report.provenance import provenance_markdown
-from bench.report.rows import class_names, entry_link, has_confusion, is_ok, rank_key, ranked
-from bench.report.tables import PROBE_NOTE, latency_tables, main_table, per_class_table, probe_table
+from bench.report.rows import class_names, entry_link, has_confusion, is_ok, no_tumor_class, rank_key, ranked
+from bench.report.side_by_side import PUBLISHED_NOTE, published_table, side_by_side_note, side_by_side_table
+from bench.report.tables import PROBE_NOTE, latency_tables, main_table, per_class_table, probe_table, shown_classes
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
-
-HOW_TO_READ = """\
-Entries are ranked by accuracy on the held-out test split; the validation split alone chose
-each entry's epoch. Values in brackets are bootstrap 95 % intervals over test images:
-entries whose intervals overlap are not clearly different on this test set. Sensitivity is
-recall (share of a class's images found), specificity the share of other images not called
-that class. Tumor missed is the clinically worst error: the share of tumor images (glioma,
-meningioma, pituitary) called notumor. ECE is the expected calibration error (0 = confidence
-matches accuracy). GMACs counts multiply-adds of one image (one multiply-add = one MAC, not
-two FLOPs). Latency is batch 1, median over many timed runs after warm-up; throughput is
-images per second at batch 64. "n/a" marks a value that is undefined or was not measured,
-with the reason where one was recorded. Training time marked "from store" was spent in an
-earlier run that produced the stored checkpoint."""
 
 
 def write_leaderboard(results: dict, out_dir: Path, plot_mode: str = "eager") -> list[Path]:
     """Write leaderboard.md and leaderboard.csv into out_dir; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = ranked(results["rows"], rank_key(results))
-    classes = class_names(results)
+    views = protocol_views(results, out_dir)
     md_path, csv_path = out_dir / LEADERBOARD_MD, out_dir / LEADERBOARD_CSV
-    write_text_atomically(md_path, leaderboard_markdown(results, out_dir, plot_mode))
-    write_leaderboard_csv(rows, classes, csv_path)
+    write_text_atomically(md_path, leaderboard_markdown(results, out_dir, plot_mode, views))
+    write_leaderboard_csv(views, results["rows"], class_names(results), csv_path)
     return [md_path, csv_path]
 
 
-def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager") -> str:
-    rows = ranked(results["rows"], rank_key(results))
-    classes = class_names(results)
+def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager",
+                         views: dict[str, list[dict]] | None = None) -> str:
+    """views: protocol_views(results, out_dir), passed by a caller that already computed them."""
+    views = protocol_views(results, out_dir) if views is None else views
+    records = protocol_records(results)
+    ranking_protocol = records[0]
+    rows = views[ranking_protocol["name"]]  # the ranking protocol's rows, or its cross-validation summaries
+    every_row = ranked(results["rows"], rank_key(results))
+    classes, no_tumor = class_names(results), no_tumor_class(results)
     suite = results.get("suite") or {}
-    split = results.get("split", "official")
     parts = [f"# {suite.get('name', 'unknown suite')} on {results.get('machine_tag', 'unknown machine')}"]
     if suite.get("description"):
         parts.append(str(suite["description"]))
-    parts.append(header_paragraph(results, rows))
-    ranking = "clean test images" if split == "clean" else "official test split"
+    parts.append(header_paragraph(results, every_row))
     parts += ["## Where these numbers come from", provenance_markdown(results),
-              f"## Ranking ({ranking})", _table(*main_table(rows, classes, results.get("comparisons"))),
-              "### How to read this", HOW_TO_READ + _significance_note(results.get("comparisons"))]
-    parts += _failures(rows)
-    parts += _honesty_sections(results, rows, out_dir)
+              f"## Ranking ({_ranking_title(results, ranking_protocol)})", _table(*_main_table(results, rows)),
+              "### How to read this",
+              how_to_read(ranking_protocol, classes, no_tumor, bool(shown_classes(classes)))
+              + ("" if is_kfold(ranking_protocol) else _significance_note(results.get("comparisons")))]
+    parts += _protocol_sections(results, records, views)
+    parts += _failures(every_row)
+    parts += _honesty_sections(results, every_row, out_dir)
     if any(is_ok(r) for r in rows):
-        parts += ["## Per class (test split)", _table(*per_class_table(rows, classes)),
+        source = "pooled out-of-fold predictions" if is_kfold(ranking_protocol) else "test split"
+        parts += [f"## Per class ({source})", _table(*per_class_table(rows, classes)),
                   "## Latency and throughput", LATENCY_NOTE]
         for mode, headers, body in latency_tables(rows):
             parts += [f"### {mode}", _table(headers, body)]
-    probe = probe_table(rows)
+    probe = probe_table(every_row)
     if probe[1]:
         parts += ["## Linear probe of pretrained backbones", PROBE_NOTE, _table(*probe)]
     parts += _tradeoff_section(rows, plot_mode)
-    parts += _entry_links(rows, out_dir)
+    parts += _entry_links(every_row, out_dir)
     return "\n\n".join(parts) + "\n"
+
+
+def _ranking_title(results: dict, protocol: dict) -> str:
+    if protocol.get("kind") == "official":
+        return "clean test images" if results.get("split", "official") == "clean" else "official test split"
+    return protocol_title(protocol)
+
+
+def _main_table(results: dict, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    protocol = protocol_records(results)[0]
+    classes, no_tumor = class_names(results), no_tumor_class(results)
+    if is_kfold(protocol):
+        return cv_main_table(rows, classes, no_tumor)
+    acc_label = "official acc [95 % CI]" if protocol.get("kind") == "official" else "test acc [95 % CI]"
+    return main_table(rows, classes, results.get("comparisons"), no_tumor, acc_label)
+
+
+def _protocol_sections(results: dict, records: list[dict], views: dict[str, list[dict]]) -> list[str]:
+    """Protocols side by side (with two or more), and the dataset's published results."""
+    parts: list[str] = []
+    if len(records) >= 2:
+        parts += ["## Protocols side by side", side_by_side_note(records), _table(*side_by_side_table(views, records))]
+    published = published_table(results)
+    if published[1]:
+        level = "###" if parts else "##"
+        parts += [f"{level} Published results on this dataset", PUBLISHED_NOTE, _table(*published)]
+    return parts
 
 
 LATENCY_NOTE = ("Model-only latency: inputs already on the device, warm-up first, median and p90 over the "
@@ -135,7 +160,8 @@ def _failures(rows: list[dict]) -> list[str]:
     if not failed:
         return []
     lines = ["## Entries that did not run",
-             "They stay in the table above so that a failure is never mistaken for an absence."]
+             "They stay in the tables above so that a failure is never mistaken for an absence (a failed "
+             "fold marks its model's cross-validation summary incomplete)."]
     for row in failed:
         error = str(row.get("error") or "no error recorded").strip()
         fence = "~~~" if "```" in error else "```"  # an error quoting markdown must not end the block

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bench.mode_notes import ERROR, NA, note_status
 from bench.report.fmt import missing
+from bench.report.rows import metric_prefix
 
 # Known modes in the order a reader expects (slowest to most specialised); others follow sorted.
 KNOWN_ORDER = ("eager", "torchscript", "compile", "onnxruntime", "tensorrt")
@@ -31,10 +32,11 @@ def latency_modes(rows: list[dict]) -> list[str]:
 
 
 def plottable_modes(rows: list[dict]) -> list[str]:
-    """Modes with at least one ok row that has both a latency and a test accuracy."""
+    """Modes with at least one ok row that has both a latency and an accuracy (test, or pooled
+    out-of-fold for a cross-validation summary)."""
     return [mode for mode in latency_modes(rows)
             if any(row.get("status") == "ok" and not missing(row.get(f"latency_ms_b1_{mode}"))
-                   and not missing(row.get("test_acc")) for row in rows)]
+                   and not missing(row.get(f"{metric_prefix(row)}acc")) for row in rows)]
 
 
 def mode_status(row: dict, mode: str) -> str | None:

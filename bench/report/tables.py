@@ -9,24 +9,33 @@ from __future__ import annotations
 from bench.report.fmt import NA, cell, count, duration, missing, num, pct, pct_interval, sig
 from bench.report.honesty import significance_cell
 from bench.report.modes import latency_modes, mode_note
-from bench.report.rows import class_support, is_ok
+from bench.report.rows import class_support, is_ok, metric_prefix
 
 ERROR_CELL_CHARS = 120  # the full message is in the failures section below the tables
 
 
-def main_table(ranked_rows: list[dict], classes: tuple[str, ...],
-               comparisons: dict | None = None) -> tuple[list[str], list[list[str]]]:
+# Beyond this many classes one column per class makes the tables unreadable (44c has 15): the main
+# table shows the macro average instead and the per-class table turns to one line per class.
+MAX_CLASS_COLUMNS = 6
+
+
+def shown_classes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The classes that get a column of their own in the main table."""
+    return classes if len(classes) <= MAX_CLASS_COLUMNS else ()
+
+
+def main_table(ranked_rows: list[dict], classes: tuple[str, ...], comparisons: dict | None = None,
+               no_tumor: str | None = "notumor",
+               acc_label: str = "official acc [95 % CI]") -> tuple[list[str], list[list[str]]]:
     # A training study varies one setting across rows: it gets its own column, so the table
     # reads as the comparison it is. Ordinary suites have no setting and no such column.
     study = any(row.get("setting") for row in ranked_rows)
     clean = any("clean_acc" in row for row in ranked_rows)
     external = external_names(ranked_rows)
-    headers = (["rank", "entry"] + (["setting"] if study else []) + ["official acc [95 % CI]"]
+    headers = (["rank", "entry"] + (["setting"] if study else []) + [acc_label]
                + (["clean acc [95 % CI]", "vs top (McNemar)"] if clean else [])
                + [f"external {name} acc (%)" for name in external] + ["macro-F1"]
-               + [f"sens. {c} (%)" for c in classes]
-               + ["macro spec. (%)", "tumor missed (%)", "ECE", "params (M)", "GMACs", "size (MB)",
-                  "b1 eager (ms)", "b64 eager (img/s)", "training"])
+               + quality_headers(classes, no_tumor) + COST_HEADERS)
     rows, rank = [], 0
     for row in ranked_rows:
         name = [row.get("zoo_entry", row["entry"]), row.get("setting") or ""] if study else [row["entry"]]
@@ -35,12 +44,42 @@ def main_table(ranked_rows: list[dict], classes: tuple[str, ...],
             honest = ([pct_interval(row.get("clean_acc"), row.get("clean_acc_ci95")),
                        significance_cell(row, comparisons)] if clean else [])
             honest += [pct(row.get(f"ext_{name}_acc")) for name in external]
-            cells = _main_cells(row, classes)
-            rows.append([str(rank)] + name + cells[:1] + honest + cells[1:])
+            rows.append([str(rank)] + name + [pct_interval(row.get("test_acc"), row.get("test_acc_ci95"))]
+                        + honest + [num(row.get("test_macro_f1"))]
+                        + quality_cells(row, "test_", classes, no_tumor) + cost_cells(row))
         else:
-            cells = ["–"] + name + [cell(_not_run(row))]
-            rows.append(cells + [""] * (len(headers) - len(cells)))
+            rows.append(not_run_line(row, name, len(headers)))
     return headers, rows
+
+
+def quality_headers(classes: tuple[str, ...], no_tumor: str | None, prefix: str = "") -> list[str]:
+    shown = shown_classes(classes)
+    return ([f"{prefix}sens. {c} (%)" for c in shown] + ([] if shown else [f"{prefix}macro sens. (%)"])
+            + [f"{prefix}macro spec. (%)"] + ([f"{prefix}tumor missed (%)"] if no_tumor else [])
+            + [f"{prefix}ECE"])
+
+
+def quality_cells(row: dict, prefix: str, classes: tuple[str, ...], no_tumor: str | None) -> list[str]:
+    """Sensitivities, specificity, missed tumours and calibration, from the test_ or pooled_ metrics."""
+    shown = shown_classes(classes)
+    return ([pct(row.get(f"{prefix}sensitivity_{c}")) for c in shown]
+            + ([] if shown else [pct(row.get(f"{prefix}macro_sensitivity"))])
+            + [pct(row.get(f"{prefix}macro_specificity"))]
+            + ([pct(row.get(f"{prefix}tumor_missed_rate"))] if no_tumor else [])
+            + [num(row.get(f"{prefix}ece"))])
+
+
+COST_HEADERS = ["params (M)", "GMACs", "size (MB)", "b1 eager (ms)", "b64 eager (img/s)", "training"]
+
+
+def cost_cells(row: dict) -> list[str]:
+    return [sig(row.get("params_m")), sig(row.get("gmacs")), sig(row.get("size_mb")),
+            ms(row.get("latency_ms_b1_eager")), ips(row.get("throughput_ips_b64_eager")), _training(row)]
+
+
+def not_run_line(row: dict, name: list[str], width: int) -> list[str]:
+    cells = ["–"] + name + [cell(_not_run(row))]
+    return cells + [""] * (width - len(cells))
 
 
 def external_names(rows: list[dict]) -> list[str]:
@@ -50,15 +89,6 @@ def external_names(rows: list[dict]) -> list[str]:
         names.update((key[len("ext_"):-len("_task")], None) for key in row
                      if key.startswith("ext_") and key.endswith("_task"))
     return list(names)
-
-
-def _main_cells(row: dict, classes: tuple[str, ...]) -> list[str]:
-    return ([pct_interval(row.get("test_acc"), row.get("test_acc_ci95")), num(row.get("test_macro_f1"))]
-            + [pct(row.get(f"test_sensitivity_{c}")) for c in classes]
-            + [pct(row.get("test_macro_specificity")), pct(row.get("test_tumor_missed_rate")),
-               num(row.get("test_ece")), sig(row.get("params_m")), sig(row.get("gmacs")),
-               sig(row.get("size_mb")), ms(row.get("latency_ms_b1_eager")),
-               ips(row.get("throughput_ips_b64_eager")), _training(row)])
 
 
 def _not_run(row: dict) -> str:
@@ -76,17 +106,41 @@ def _training(row: dict) -> str:
 
 
 def per_class_table(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    """One line per entry and class; past MAX_CLASS_COLUMNS classes, one line per class instead
+    (per_class_by_class). A cross-validation summary shows its pooled out-of-fold metrics."""
+    if len(classes) > MAX_CLASS_COLUMNS:
+        return per_class_by_class(ranked_rows, classes)
     headers = ["entry", "class", "support", "sensitivity [95 % CI]", "precision (%)",
                "specificity (%)", "F1", "AUC"]
     rows = []
     for row in filter(is_ok, ranked_rows):
-        support = class_support(row, len(classes))
+        p = metric_prefix(row)
+        support = class_support(row, len(classes), p)
         for i, c in enumerate(classes):
             rows.append([row["entry"], c, count(support[i]) if support else NA,
-                         pct_interval(row.get(f"test_sensitivity_{c}"), row.get(f"test_sensitivity_{c}_ci95")),
-                         pct(row.get(f"test_precision_{c}")), pct(row.get(f"test_specificity_{c}")),
-                         num(row.get(f"test_f1_{c}")), num(row.get(f"test_auc_{c}"))])
+                         pct_interval(row.get(f"{p}sensitivity_{c}"), row.get(f"{p}sensitivity_{c}_ci95")),
+                         pct(row.get(f"{p}precision_{c}")), pct(row.get(f"{p}specificity_{c}")),
+                         num(row.get(f"{p}f1_{c}")), num(row.get(f"{p}auc_{c}"))])
     return headers, rows
+
+
+def per_class_by_class(ranked_rows: list[dict], classes: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    """Many classes: one line per class (every class), one column per entry holding
+    "sensitivity / specificity (%) / F1", so 15 classes read down one table."""
+    ok = list(filter(is_ok, ranked_rows))
+    supports = [s for s in (class_support(r, len(classes), metric_prefix(r)) for r in ok) if s]
+    headers = ["class", "support"] + [f"{row['entry']}: sens. / spec. (%) / F1" for row in ok]
+    body = []
+    for i, c in enumerate(classes):
+        # Entries of one protocol test the same images; should they not, every count shows.
+        support = "/".join(dict.fromkeys(count(s[i]) for s in supports)) or NA
+        line = [c, support]
+        for row in ok:
+            p = metric_prefix(row)
+            line.append(f"{pct(row.get(f'{p}sensitivity_{c}'))} / {pct(row.get(f'{p}specificity_{c}'))} / "
+                        f"{num(row.get(f'{p}f1_{c}'))}")
+        body.append(line)
+    return headers, body
 
 
 AGREEMENT_FLOOR = 0.995  # below this share of top-1 agreement with eager, a mode's speed is suspect

@@ -10,12 +10,14 @@ from bench.report.figure import plt, save_figure
 from bench.report.fmt import missing
 from bench.report.modes import tradeoff_file_names
 from bench.report.pareto import pareto_front
-from bench.report.rows import is_ok
+from bench.report.protocols import main_view
+from bench.report.rows import is_ok, metric_prefix
 
 
 def write_tradeoff_plots(results: dict, out_dir: Path, main_mode: str = "eager") -> list[Path]:
-    """One plot per mode with data; main_mode's is accuracy_vs_latency.png, others are suffixed."""
-    rows = results["rows"]
+    """One plot per mode with data; main_mode's is accuracy_vs_latency.png, others are suffixed.
+    The points are the ranking protocol's rows (cross-validation summaries for a kfold protocol)."""
+    rows = main_view(results, out_dir)
     suite = (results.get("suite") or {}).get("name", "unknown suite")
     title = f"{suite} on {results.get('machine_tag', 'unknown machine')}"
     return [save_figure(tradeoff_figure(rows, mode, title), Path(out_dir) / name)
@@ -26,10 +28,12 @@ def tradeoff_points(rows: list[dict], mode: str) -> list[dict]:
     """Entries with both a latency in this mode and a test accuracy, as plot-ready numbers (%)."""
     points = []
     for row in filter(is_ok, rows):
-        latency, acc = row.get(f"latency_ms_b1_{mode}"), row.get("test_acc")
+        # A cross-validation summary plots its pooled out-of-fold accuracy: the value its interval is around.
+        prefix = metric_prefix(row)
+        latency, acc = row.get(f"latency_ms_b1_{mode}"), row.get(f"{prefix}acc")
         if missing(latency) or missing(acc):
             continue
-        low, high = row.get("test_acc_ci95") or (acc, acc)
+        low, high = row.get(f"{prefix}acc_ci95") or (acc, acc)
         low, high = (acc, acc) if missing(low) or missing(high) else (low, high)
         points.append({"entry": row["entry"], "latency": latency, "acc": 100 * acc,
                        "below": 100 * (acc - low), "above": 100 * (high - acc)})
@@ -56,7 +60,8 @@ def tradeoff_figure(rows: list[dict], mode: str, title: str):
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"batch-1 latency, {mode} (ms, median, log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    pooled = any(metric_prefix(row) == "pooled_" for row in rows)
+    ax.set_ylabel("pooled out-of-fold accuracy (%)" if pooled else "test accuracy (%)")
     ax.set_title(f"{title}: accuracy vs latency ({mode})", fontsize=11)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
