@@ -16,8 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from bench.data.dataset import LoadedDataset
-from bench.data.labels import CLASS_NAMES
+from bench.data.dataset import LoadedDataset, SplitView
+from bench.data.labels import LabelSet
 from bench.train.store import CheckpointKey
 from zoo.entry import ZooEntry
 from zoo.recipe import Recipe
@@ -53,11 +53,11 @@ class InputContract:
                    str(record.get("resize", "bilinear")))
 
 
-def input_contract(entry: ZooEntry, recipe: Recipe) -> InputContract:
-    """The contract of `entry` trained with `recipe`: a recipe's input_size overrides the entry's."""
-    # The label set is the Kaggle one until datasets declare their own (issue: dataset declarations).
+def input_contract(entry: ZooEntry, recipe: Recipe, labels: LabelSet) -> InputContract:
+    """The contract of `entry` trained with `recipe` on a dataset of `labels`: a recipe's input_size
+    overrides the entry's; the classes (and their order) are the dataset's."""
     return InputContract(recipe.input_size or entry.input_size, entry.in_channels, tuple(entry.mean),
-                         tuple(entry.std), tuple(CLASS_NAMES), recipe.crop_to_content, entry.resize)
+                         tuple(entry.std), tuple(labels.names), recipe.crop_to_content, entry.resize)
 
 
 class DataLike(Protocol):
@@ -65,14 +65,21 @@ class DataLike(Protocol):
 
     fingerprint: str
     clean_split: LeakageIndex | None
+    split: SplitView | None
+    labels: LabelSet
 
 
 def data_key(data: LoadedDataset | DataLike) -> str:
     """Which data and which split protocol: the fingerprint, plus the clean split's threshold
-    (its validation split keeps duplicate groups whole, so it trains another model)."""
-    if data.clean_split is None:
-        return data.fingerprint
-    return f"{data.fingerprint}-clean{data.clean_split.threshold:g}"
+    (its validation split keeps duplicate groups whole, so it trains another model), plus the
+    protocol and fold (another fold is another training set). The official protocol adds nothing,
+    so checkpoints trained before protocols existed keep their keys."""
+    key = data.fingerprint
+    if data.clean_split is not None:
+        key += f"-clean{data.clean_split.threshold:g}"
+    if data.split is not None and data.split.key():
+        key += f"-{data.split.key()}"
+    return key
 
 
 def training_recipe_hash(entry: ZooEntry, recipe: Recipe) -> str:
@@ -117,7 +124,7 @@ def training_identity(entry: ZooEntry, recipe: Recipe, data: LoadedDataset | Dat
     """The identity of `entry` trained with `recipe` on `data` (and of a row that measured `measured`)."""
     # A model that comes as a file (an imported model, a published checkpoint) is that file.
     weights = {"checkpoint_sha256": entry.checkpoint.sha256} if entry.checkpoint is not None else {}
-    return ResultIdentity(entry.name, input_contract(entry, recipe), training_recipe_hash(entry, recipe),
+    return ResultIdentity(entry.name, input_contract(entry, recipe, data.labels), training_recipe_hash(entry, recipe),
                           data_key(data), measured, weights)
 
 

@@ -16,6 +16,10 @@
 
     seeds = [0, 1, 2]                             # optional: train every row once per seed; the
                                                   # leaderboard adds mean and std across seeds
+
+    protocols = ["patient-wise", "record-wise"]   # optional: split protocols the dataset declares (or
+                                                  # official / holdout), each run in turn; the first
+                                                  # ranks. Default: the dataset's first protocol.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ else:  # pragma: no cover - Python 3.10
 
 MEASUREMENTS = ("metrics", "efficiency")
 TOP_LEVEL_KEYS = {"description", "entries", "measure", "modes", "recipe", "entry", "setting", "imported",
-                  "seeds"}
+                  "seeds", "protocols"}
 SETTING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
 
 log = logging.getLogger("brainbench")
@@ -69,14 +73,17 @@ class SuiteRun:
     recipe: Recipe
     setting: str = ""
     seed: int | None = None  # set when the suite repeats every row over several seeds
+    protocol: str = ""  # set for a protocol other than the dataset's official split
+    fold: int | None = None  # set for a fold of a k-fold protocol
 
     @property
     def run_id(self) -> str:
         """The row's name in reports and file names: `resnet18.scratch`, `resnet18.scratch@lr=1e-2`,
-        `resnet18.scratch@seed=1` or `resnet18.scratch@lr=1e-2,seed=1`."""
-        setting = ",".join(([self.setting] if self.setting else [])
-                           + ([f"seed={self.seed}"] if self.seed is not None else []))
-        return f"{self.entry.name}@{setting}" if setting else self.entry.name
+        `resnet18.scratch@seed=1`, `resnet18.scratch@lr=1e-2,seed=1` or, for a fold of a protocol,
+        `resnet18.scratch@patient-wise,fold=2`."""
+        parts = (([self.setting] if self.setting else []) + ([f"seed={self.seed}"] if self.seed is not None else [])
+                 + ([self.protocol] if self.protocol else []) + ([f"fold={self.fold}"] if self.fold is not None else []))
+        return f"{self.entry.name}@{','.join(parts)}" if parts else self.entry.name
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class Suite:
     settings: tuple[Setting, ...] = ()
     imported: tuple[zoo.ZooEntry, ...] = ()  # models trained elsewhere, from imported-model TOML files
     seeds: tuple[int, ...] = ()  # empty: each row once, with its recipe's seed
+    protocols: tuple[str, ...] = ()  # empty: the dataset's default protocol (or the command line's)
 
     def all_entries(self) -> list[zoo.ZooEntry]:
         return [zoo.get(name) for name in self.entries] + list(self.imported)
@@ -135,7 +143,7 @@ class Suite:
     def record(self) -> dict:
         return {"name": self.name, "description": self.description, "file": str(self.path),
                 "file_sha256": self.file_sha256, "entries": [e.name for e in self.all_entries()],
-                "modes": list(self.modes), "seeds": list(self.seeds),
+                "modes": list(self.modes), "seeds": list(self.seeds), "protocols": list(self.protocols),
                 "settings": {v.name: v.overrides for v in self.settings}}
 
 
@@ -187,9 +195,12 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
     per_entry = _entry_overrides(_table(data, "entry", path), entries, path)
     settings = _settings(data, path)
     seeds = _seeds(data, path, recipe, per_entry, settings)
+    protocols = tuple(_string_list(data, "protocols", path))
+    if len(set(protocols)) != len(protocols):
+        raise SuiteError(f"{path}: 'protocols' must not repeat a protocol, got {list(protocols)}")
     suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=_description(data, path),
                   entries=entries, measure=measure, modes=modes, recipe_overrides=recipe,
-                  entry_overrides=per_entry, settings=settings, seeds=seeds,
+                  entry_overrides=per_entry, settings=settings, seeds=seeds, protocols=protocols,
                   imported=tuple(imported_entry(load_spec(path.parent / f)) for f in imported_files))
     for name in entries:  # combinations of values are checked now too, not mid-run
         try:

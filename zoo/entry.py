@@ -49,7 +49,7 @@ class ZooEntry:
     recipe: Recipe
     source: str  # which study or paper the entry reproduces
     checkpoint: CheckpointRef | None = None
-    num_classes: int = 4
+    num_classes: int = 4  # a default for counting parameters; training passes the dataset's count
     pretraining: MocoRecipe | None = None  # variant "mocov2": how the backbone is pretrained
     weights: PretrainedWeights | None = None  # variant "imagenet": the published weights it starts from
     resize: str = "bilinear"  # one of RESIZE_FILTERS: part of the input contract
@@ -83,9 +83,10 @@ class ZooEntry:
     def name(self) -> str:
         return f"{self.arch}.{self.variant}"
 
-    def build(self, input_size: int | None = None, dropout: float | None = None, *, pretrained: bool = True,
-              weights_dir: str | os.PathLike | None = None) -> nn.Module:
-        """The model; `input_size` and `dropout` follow a recipe's overrides.
+    def build(self, input_size: int | None = None, dropout: float | None = None, *, num_classes: int | None = None,
+              pretrained: bool = True, weights_dir: str | os.PathLike | None = None) -> nn.Module:
+        """The model; `input_size` and `dropout` follow a recipe's overrides, `num_classes` the label set
+        of the dataset it is trained on (the zoo knows no dataset; `self.num_classes` is only a default).
 
         An imagenet entry comes with its published weights loaded (all but the head), found as
         zoo/weights.py describes, in `weights_dir` first, else $BRAINBENCH_WEIGHTS, else the library's
@@ -94,7 +95,7 @@ class ZooEntry:
         Other variants are freshly initialized (a mocov2 backbone is pretrained by bench).
         """
         model = self.builder(
-            num_classes=self.num_classes,
+            num_classes=num_classes or self.num_classes,
             in_channels=self.in_channels,
             input_size=input_size or self.input_size,
             dropout=dropout,

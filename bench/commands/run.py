@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from bench.commands.checks import writable_folder
-from bench.commands.train import add_common_data_options, add_training_options
+from bench.commands.train import add_common_data_options, add_protocol_options, add_training_options
 from bench.device import resolve_device
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
 from bench.paths import dataset_dir, decoded_cache_dir, store_dir
@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
                     "plots). Finished rows are reused; an interrupted run resumes where it stopped.")
     parser.add_argument("--suite", default="quick", help="suite name (suites/NAME.toml) or path to a .toml file")
     add_common_data_options(parser)
+    add_protocol_options(parser)
     parser.add_argument("--models", help="only these suite entries: comma-separated names or patterns (cnn*)")
     parser.add_argument("--add-model", action="append", default=[], metavar="FILE",
                         help="benchmark an imported ONNX or TorchScript classifier (trained elsewhere) described by a TOML file "
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
                          cache_dir=writable_folder(decoded_cache_dir(args.cache), "--cache"),
                          models=args.models, fresh=args.fresh, split=args.split,
                          clean_threshold=args.clean_threshold, external=tuple(Path(d) for d in args.external),
-                         nproc=args.nproc, compile_step=args.compile_step)
+                         nproc=args.nproc, compile_step=args.compile_step, declaration=args.declaration,
+                         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip())
+                         if args.protocol else (), folds=args.folds, groups=args.groups)
     started = time.perf_counter()
     out_dir = run_suite(suite, options)
     print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s; leaderboard: "

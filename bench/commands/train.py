@@ -8,9 +8,13 @@ import time
 import zoo
 from bench.commands.checks import writable_folder
 from bench.data.cache import Preprocessing
-from bench.data.dataset import load_dataset
+from bench.data.dataset import LoadedDataset
 from bench.device import resolve_device
+from bench.errors import OptionError
+from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
 from bench.paths import dataset_dir, decoded_cache_dir, store_dir
+from bench.runner.protocol_views import choose_protocols, protocol_views
+from bench.runner.run_suite import DatasetViews
 from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
 from bench.train.train_or_load import train_or_load
@@ -24,6 +28,20 @@ def add_common_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
     parser.add_argument("--weights-dir", help="folder of ImageNet weight files placed by hand "
                                               "(default: $BRAINBENCH_WEIGHTS, then the libraries' caches)")
+    parser.add_argument("--declaration", metavar="NAME_OR_TOML",
+                        help="the dataset's declaration (label set, files, protocols): a shipped name such as "
+                             "brain-tumor-44c-44classes, or a TOML file (default: the folder's "
+                             "brainbench-dataset.toml, else the shipped one its layout matches)")
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", metavar="NAME",
+                        help="split protocol: one the dataset declares (e.g. patient-wise), or official, holdout, "
+                             "kfold (default: the dataset's first; `brainbench datasets` lists them)")
+    parser.add_argument("--folds", type=int, metavar="K", help="with --protocol kfold: draw K folds")
+    parser.add_argument("--groups", metavar="COLUMN",
+                        help="with a built-in protocol: what stays whole (the dataset's group column, "
+                             "duplicates, or none for a record-wise split)")
 
 
 def process_count(text: str) -> int:
@@ -54,6 +72,9 @@ def add_parser(subparsers) -> None:
                     "interrupted training of it resumes from its last finished epoch.")
     parser.add_argument("entry", help="zoo entry name, e.g. cnn2.scratch (see `brainbench list`)")
     add_common_data_options(parser)
+    add_protocol_options(parser)
+    parser.add_argument("--fold", type=int, default=1, metavar="N",
+                        help="with a k-fold protocol: which fold to train (1-based, default 1)")
     recipe = parser.add_argument_group("recipe overrides (default: the entry's recipe)")
     recipe.add_argument("--epochs", type=int)
     recipe.add_argument("--batch-size", type=int)
@@ -96,12 +117,23 @@ def run(args: argparse.Namespace) -> int:
     cache = writable_folder(decoded_cache_dir(args.cache), "--cache")
     prep = Preprocessing(recipe.input_size or entry.input_size, entry.in_channels, recipe.crop_to_content,
                          entry.resize)
-    data = load_dataset(dataset_dir(args.data), prep, cache)
+    data = _one_view(args, prep, cache)
     started = time.perf_counter()
     trained = train_or_load(entry, recipe, data, store, device, fresh=args.fresh,
                             settings=TrainSettings(args.nproc, args.compile_step))
     _print_summary(entry.name, trained, data.record(), time.perf_counter() - started)
     return 0
+
+
+def _one_view(args: argparse.Namespace, prep: Preprocessing, cache) -> LoadedDataset:
+    """The protocol fold to train on: the dataset's default protocol, or --protocol; --fold of it."""
+    views = DatasetViews(dataset_dir(args.data), cache, args.declaration)
+    spec = choose_protocols(views.index, (args.protocol,) if args.protocol else (), args.folds,
+                            args.groups)[0]
+    folds = protocol_views(views.index, spec, views.fingerprint, views.cache_root, DEFAULT_CLEAN_THRESHOLD)
+    if not 1 <= args.fold <= len(folds):
+        raise OptionError(f"--fold {args.fold}: protocol {spec.name} has {len(folds)} fold(s)")
+    return views.get(prep, folds[args.fold - 1])
 
 
 def _print_summary(name: str, trained, data: dict, seconds: float) -> None:

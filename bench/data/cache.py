@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from bench.data.decode import decode_image
 from bench.data.discover import DatasetIndex, Sample
-from bench.data.labels import CLASS_NAMES
 from bench.errors import CacheError, DatasetError, ImageDecodeError
 
 log = logging.getLogger("brainbench")
@@ -142,14 +141,14 @@ def remove_stale_staging(cache_root: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _load(folder: Path, prep: Preprocessing) -> DecodedDataset:
+def _load(folder: Path, prep: Preprocessing, n_classes: int) -> DecodedDataset:
     meta = json.loads((folder / "meta.json").read_text())
 
     def split(name: str) -> DecodedSplit:
         images = np.load(folder / f"{name}_images.npy", allow_pickle=False)
         labels = np.load(folder / f"{name}_labels.npy", allow_pickle=False)
         paths = meta[f"{name}_paths"]
-        _check_arrays(name, images, labels, paths, prep)
+        _check_arrays(name, images, labels, paths, prep, n_classes)
         return DecodedSplit(torch.from_numpy(images), torch.from_numpy(labels), paths)
 
     skipped = meta.get("skipped")
@@ -158,7 +157,8 @@ def _load(folder: Path, prep: Preprocessing) -> DecodedDataset:
     return DecodedDataset(split("train"), split("test"), meta["skipped"], prep, folder)
 
 
-def _check_arrays(name: str, images: np.ndarray, labels: np.ndarray, paths, prep: Preprocessing) -> None:
+def _check_arrays(name: str, images: np.ndarray, labels: np.ndarray, paths, prep: Preprocessing,
+                  n_classes: int) -> None:
     """The arrays must be what this preprocessing writes, one image and label per path."""
     expected = (prep.channels, prep.size, prep.size)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != expected:
@@ -167,28 +167,30 @@ def _check_arrays(name: str, images: np.ndarray, labels: np.ndarray, paths, prep
         raise DamagedCacheError(f"{name} labels are {labels.dtype} {labels.shape} for {len(images)} images")
     if not isinstance(paths, list) or len(paths) != len(images) or not all(isinstance(p, str) for p in paths):
         raise DamagedCacheError(f"{name} paths do not match its {len(images)} images")
-    if len(labels) and not 0 <= labels.min() <= labels.max() < len(CLASS_NAMES):
-        raise DamagedCacheError(f"{name} labels outside 0..{len(CLASS_NAMES) - 1}")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < n_classes:
+        raise DamagedCacheError(f"{name} labels outside 0..{n_classes - 1}")
 
 
 def _check_classes_survived(train_labels: np.ndarray, test_labels: np.ndarray, index: DatasetIndex) -> None:
     """Skipped images can empty a class; that must stop the run before any training."""
-    for name, labels in (("training", train_labels), ("test", test_labels)):
+    # Without an official split everything is in "train"; protocols draw the test side later.
+    sides = (("training", train_labels), ("test", test_labels)) if index.has_official_split \
+        else (("dataset", train_labels),)
+    for name, labels in sides:
         if len(labels) == 0:
             raise DatasetError(f"no readable image is left in the {name} split of {index.root}")
     expected = {s.label for s in index.train}
-    for name, labels in (("training", train_labels), ("test", test_labels)):
+    for name, labels in sides:
         for label in sorted(expected - set(labels.tolist())):
-            raise DatasetError(
-                f"every image of class {CLASS_NAMES[label]!r} in the {name} split of {index.root} is unreadable"
-            )
+            raise DatasetError(f"every image of class {index.labels.names[label]!r} in the {name} split of "
+                               f"{index.root} is unreadable")
 
 
 def load_or_build(index: DatasetIndex, fingerprint: str, prep: Preprocessing, cache_root: Path) -> DecodedDataset:
     """Return the decoded dataset, decoding the images only if no cache exists for this key."""
     folder = Path(cache_root) / prep.key(fingerprint)
     remove_stale_staging(Path(cache_root))
-    cached = _load_existing(folder, prep)
+    cached = _load_existing(folder, prep, len(index.labels))
     if cached is not None:
         _warn_skipped_again(cached)
         return cached
@@ -209,15 +211,15 @@ def load_or_build(index: DatasetIndex, fingerprint: str, prep: Preprocessing, ca
     except OSError as error:
         raise CacheError(f"cannot write the decoded-image cache in {folder.parent}: {error.strerror or error} "
                          "(free some space, or choose another folder with --cache)") from error
-    return _load(folder, prep)
+    return _load(folder, prep, len(index.labels))
 
 
-def _load_existing(folder: Path, prep: Preprocessing) -> DecodedDataset | None:
+def _load_existing(folder: Path, prep: Preprocessing, n_classes: int) -> DecodedDataset | None:
     """The cached dataset; None when there is none, or (with a warning) when it is damaged."""
     if not folder.exists():
         return None
     try:
-        return _load(folder, prep)
+        return _load(folder, prep, n_classes)
     except _DAMAGED as error:
         log.warning("decoded cache %s is damaged (%s: %s); removing it and decoding again",
                     folder, type(error).__name__, error)

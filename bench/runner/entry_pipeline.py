@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ import zoo
 from bench.crossdata.evaluate import ExternalSets, external_columns
 from bench.data.batches import Normalizer, to_model_input
 from bench.data.cache import Preprocessing
-from bench.data.dataset import LoadedDataset
-from bench.data.labels import CLASS_NAMES
+from bench.data.dataset import LoadedDataset, SplitView
+from bench.data.labels import LabelSet
 from bench.deploy import deployment_row
 from bench.deploy.modes import MODE_GROUPS
 from bench.evaluate.efficiency import efficiency_row
@@ -48,21 +49,28 @@ class Evaluation:
     external: ExternalSets | None = None  # --external folders, audited against training
 
 
-def identity_columns(entry: ZooEntry, recipe: Recipe, fingerprint: str, run_id: str | None = None,
-                     setting: str = "", split: str = "official", identity: ResultIdentity | None = None) -> dict:
-    """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study);
-    `result_key` is the hash of everything that makes it this result (bench.identity)."""
-    columns = {"entry": run_id or entry.name, "zoo_entry": entry.name, "arch": entry.arch,
+def identity_columns(run: SuiteRun, fingerprint: str, split: str = "official", view: SplitView | None = None,
+                     identity: ResultIdentity | None = None) -> dict:
+    """`entry` names the row (the run id: the zoo name, plus `@setting` in a training study, plus
+    the protocol and fold); `result_key` is the hash of everything that makes it this result
+    (bench.identity). Folds of one k-fold run share a `cv_group`: the run id without the fold."""
+    entry, recipe = run.entry, run.recipe
+    columns = {"entry": run.run_id, "zoo_entry": entry.name, "arch": entry.arch,
                "variant": entry.variant, "recipe_hash": training_recipe_hash(entry, recipe),
                "dataset_fingerprint": fingerprint, "split": split, "seed": recipe.seed,
                "input_size": recipe.input_size or entry.input_size, "in_channels": entry.in_channels,
                "result_key": identity.hash() if identity is not None else None}
-    return columns | ({"setting": setting} if setting else {})
+    if view is not None:
+        columns |= {"protocol": view.spec.name, "protocol_kind": view.spec.kind, "fold": view.fold.number,
+                    "n_folds": view.fold.n_folds,
+                    "cv_group": dataclasses.replace(run, fold=None).run_id if view.fold.number is not None else None}
+    return columns | ({"setting": run.setting} if run.setting else {})
 
 
-def imported_trained(entry: ZooEntry, device: torch.device) -> TrainedModel:
-    """An imported model is its own checkpoint: nothing to train, nothing stored."""
-    model = entry.builder(device=device)
+def imported_trained(entry: ZooEntry, device: torch.device, labels: LabelSet) -> TrainedModel:
+    """An imported model is its own checkpoint: nothing to train, nothing stored. Its outputs are
+    put in the dataset's class order (refused when it predicts other classes)."""
+    model = entry.builder(device=device, labels=labels)
     manifest = {"epochs_run": 0, "best_epoch": None, "best_val": {"acc": None}, "train_seconds": None,
                 "recipe": None, "imported_file": entry.checkpoint.url_or_path,
                 "imported_sha256": entry.checkpoint.sha256}
@@ -86,21 +94,23 @@ def test_columns(trained: TrainedModel, entry: ZooEntry, data: LoadedDataset, de
                             autocast_dtype=autocast_dtype_for(device))
     loss = torch.nn.functional.cross_entropy(logits, test.labels).item()
     probs = torch.softmax(logits, dim=1).numpy()
-    _write_predictions(entry_dir / PREDICTIONS_CSV, test.paths, test.labels.tolist(), probs)
-    metrics = classification_metrics(test.labels.numpy(), probs, CLASS_NAMES, loss=loss)
+    classes = data.labels.names
+    _write_predictions(entry_dir / PREDICTIONS_CSV, test.paths, test.labels.tolist(), probs, classes)
+    metrics = classification_metrics(test.labels.numpy(), probs, classes, loss=loss, no_tumor=data.labels.no_tumor)
     columns = {f"test_{key}": value for key, value in metrics.items()}
     if leakage is not None:
-        columns |= leakage_columns(test.labels.numpy(), probs, test.paths, leakage)
+        columns |= leakage_columns(test.labels.numpy(), probs, test.paths, leakage, classes)
     return columns
 
 
-def _write_predictions(path: Path, paths: list[str], labels: list[int], probs) -> None:
-    # Read later by the McNemar tests: a torn file would silently change their image set.
+def _write_predictions(path: Path, paths: list[str], labels: list[int], probs, classes: tuple[str, ...]) -> None:
+    # Read later by the McNemar tests and the pooled out-of-fold metrics: a torn file would
+    # silently change their image set.
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["path", "label", "predicted", *(f"p_{c}" for c in CLASS_NAMES)])
+        writer.writerow(["path", "label", "predicted", *(f"p_{c}" for c in classes)])
         for rel, label, p in zip(paths, labels, probs):
-            writer.writerow([rel, CLASS_NAMES[label], CLASS_NAMES[int(p.argmax())], *(f"{x:.6f}" for x in p)])
+            writer.writerow([rel, classes[label], classes[int(p.argmax())], *(f"{x:.6f}" for x in p)])
 
 
 ViewFor = Callable[[Preprocessing], LoadedDataset]  # the same dataset, decoded another way
@@ -147,10 +157,10 @@ def run_entry(run: SuiteRun, data: LoadedDataset, store: CheckpointStore, device
     """The run's result row. Raises on failure; the caller records the error in the row."""
     entry, recipe = run.entry, run.recipe
     entry_dir = out_dir / ENTRIES_DIR / run.run_id
-    row = identity_columns(entry, recipe, data.fingerprint, run.run_id, run.setting, evaluation.split, identity)
+    row = identity_columns(run, data.fingerprint, evaluation.split, data.split, identity)
     if entry.variant == "imported":
         stage("loading imported model")
-        trained = imported_trained(entry, device)
+        trained = imported_trained(entry, device, data.labels)
     else:
         stage("training" if fresh else "training or loading")
         trained = train_or_load(entry, recipe, data, store, device, fresh=fresh, settings=settings)

@@ -7,6 +7,7 @@ fail every entry the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import time
@@ -18,10 +19,12 @@ import torch
 from tqdm import tqdm
 
 from bench.crossdata.evaluate import ExternalSets
-from bench.data.cache import Preprocessing, load_or_build
-from bench.data.dataset import LoadedDataset
+from bench.data.cache import DecodedDataset, Preprocessing, load_or_build
+from bench.data.dataset import LoadedDataset, SplitView, fold_view
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
+from bench.data.labels import LabelSet
+from bench.data.protocols import ProtocolSpec
 from bench.environment import environment
 from bench.errors import BrainbenchError, CheckpointError
 from bench.identity import ResultIdentity, same_result, training_identity
@@ -30,11 +33,11 @@ from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD, LeakageIndex, build_lea
 from bench.leakage.pictures import audit_pictures
 from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
 from bench.report import RESULTS_JSON, write_report
-from bench.report.rows import ranked
 from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
+from bench.runner.protocol_views import choose_protocols, protocol_views
 from bench.runner.rows import ROWS_DIR, dump_json, read_row, write_row
-from bench.runner.significance import compare_with_top
+from bench.runner.significance import compare_with_top, ranked_units
 from bench.suites import Suite, SuiteRun
 from bench.train.settings import TrainSettings
 from bench.train.store import CheckpointStore
@@ -56,6 +59,10 @@ class RunOptions:
     external: tuple[Path, ...] = ()  # other dataset folders every entry is scored on, untrained
     nproc: int = 1  # >1: each entry trains in that many torchrun processes (DDP); same checkpoint keys
     compile_step: bool = False  # torch.compile the training step
+    declaration: str | None = None  # a dataset declaration (name or TOML path) instead of the recognised one
+    protocols: tuple[str, ...] = ()  # --protocol: instead of the suite's (or the dataset's default)
+    folds: int | None = None  # --folds K: the built-in kfold protocol draws K folds
+    groups: str | None = None  # --groups: what the built-in protocols keep whole
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -79,27 +86,44 @@ def select_runs(suite: Suite, models: str | None) -> list[SuiteRun]:
     return [run for entry in entries for run in suite.runs(entry)]
 
 
-class DatasetViews:
-    """The dataset discovered and fingerprinted once, decoded once per preprocessing; with a
-    leakage index, views carry the clean split (validation keeps duplicate groups whole)."""
+@dataclass(frozen=True)
+class DataIdentity:
+    """What bench.identity reads of a view before it is decoded: which data, labels and split."""
+    fingerprint: str
+    labels: LabelSet
+    clean_split: LeakageIndex | None
+    split: SplitView | None
 
-    def __init__(self, root: Path, cache_dir: Path | None, clean_split: LeakageIndex | None = None):
-        self.index = discover(root)
+
+class DatasetViews:
+    """The dataset discovered and fingerprinted once, decoded once per preprocessing; a view is one
+    protocol fold of it (with a leakage index, the official view carries the clean split)."""
+
+    def __init__(self, root: Path, cache_dir: Path | None, declaration: str | None = None,
+                 clean_split: LeakageIndex | None = None):
+        self.index = discover(root, declaration)
         self.fingerprint = dataset_fingerprint(self.index)
         self.cache_root = decoded_cache_dir(cache_dir)
-        self._views: dict[Preprocessing, LoadedDataset] = {}
+        self._decoded: dict[Preprocessing, DecodedDataset] = {}
         self.clean_split = clean_split
 
-    def get(self, prep: Preprocessing) -> LoadedDataset:
-        if prep not in self._views:
-            decoded = load_or_build(self.index, self.fingerprint, prep, self.cache_root)
-            self._views[prep] = LoadedDataset(self.index, self.fingerprint, decoded, self.clean_split)
-        return self._views[prep]
+    @property
+    def labels(self) -> LabelSet:
+        return self.index.labels
+
+    def identity(self, split: SplitView | None) -> DataIdentity:
+        official = split is None or split.spec.kind == "official"
+        return DataIdentity(self.fingerprint, self.labels, self.clean_split if official else None, split)
+
+    def get(self, prep: Preprocessing, split: SplitView | None = None) -> LoadedDataset:
+        if prep not in self._decoded:
+            self._decoded[prep] = load_or_build(self.index, self.fingerprint, prep, self.cache_root)
+        decoded = self._decoded[prep] if split is None else fold_view(self._decoded[prep], self.index, split)
+        return LoadedDataset(self.index, self.fingerprint, decoded, self.identity(split).clean_split, split)
 
     def record(self, prep: Preprocessing) -> dict:
         """Where the data came from and what was skipped; `prep` decodes (or loads) a view if none is yet."""
-        view = next(iter(self._views.values()), None) or self.get(prep)
-        record = view.record()
+        record = self.get(next(iter(self._decoded), prep)).record()
         record.pop("preprocessing", None)  # differs per entry; each row states its input size
         return record
 
@@ -109,13 +133,14 @@ def _preprocessing(run: SuiteRun) -> Preprocessing:
                          run.recipe.crop_to_content, run.entry.resize)
 
 
-def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path, split: str) -> dict:
+def _failed_row(run: SuiteRun, fingerprint: str, error: BaseException, out_dir: Path, split: str,
+                view: SplitView | None) -> dict:
     first_line = (str(error).strip().splitlines() or [""])[0]
     message = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
     error_file = out_dir / ENTRIES_DIR / run.run_id / "error.txt"
     write_text_atomically(error_file, "".join(traceback.format_exception(error)))
     log.error("%s failed: %s (traceback in %s); continuing with the next entry", run.run_id, message, error_file)
-    identity = identity_columns(run.entry, run.recipe, fingerprint, run.run_id, run.setting, split)
+    identity = identity_columns(run, fingerprint, split, view)
     return {**identity, "status": "failed", "error": message}
 
 
@@ -131,41 +156,80 @@ def results_dir(out_root: Path, suite: Suite, device: torch.device, data_dir: Pa
     return Path(out_root) / suite.name / tag
 
 
-def prepare_evaluation(data: DatasetViews, options: RunOptions) -> Evaluation:
-    """The leakage index (always: every leaderboard shows the clean split and the leakage curve)
-    and the audited external sets; both before any training, so bad folders fail early."""
-    tqdm.write(f"leakage: matching test images against training (threshold {options.clean_threshold:g})")
-    leakage = build_leakage_index(data.index, data.fingerprint, options.clean_threshold, data.cache_root)
+def prepare_evaluation(data: DatasetViews, options: RunOptions,
+                       protocols: tuple[ProtocolSpec, ...]) -> dict[str, Evaluation]:
+    """Per protocol, what its rows are scored on besides their test side: under the official
+    protocol the leakage index (every leaderboard of a dataset with an official split shows its
+    clean split and leakage curve), and for every protocol the audited external sets. Both before
+    any training, so bad folders fail early."""
+    if options.split == "clean" and any(p.kind != "official" for p in protocols):
+        raise BrainbenchError("--split clean ranks the official test split's clean images; it does not apply to "
+                              f"protocol(s) {', '.join(p.name for p in protocols if p.kind != 'official')}")
+    leakage = None
+    if any(p.kind == "official" for p in protocols):
+        tqdm.write(f"leakage: matching test images against training (threshold {options.clean_threshold:g})")
+        leakage = build_leakage_index(data.index, data.fingerprint, options.clean_threshold, data.cache_root)
     external = None
     if options.external:
         tqdm.write(f"external sets: auditing {len(options.external)} folder(s) against training")
         train_pictures, _ = audit_pictures(data.index, data.fingerprint, data.cache_root)
-        external = ExternalSets(list(options.external), train_pictures, options.clean_threshold)
+        external = ExternalSets(list(options.external), train_pictures, options.clean_threshold, data.labels)
     if options.split == "clean":
         data.clean_split = leakage
-    return Evaluation(options.split, leakage, external)
+    return {p.name: Evaluation(options.split, leakage if p.kind == "official" else None, external)
+            for p in protocols}
 
 
 def evaluation_key(suite: Suite, evaluation: Evaluation) -> str:
     """What a row measured; a row measured differently (other threshold, other external sets,
     other modes) is measured again from its stored checkpoint."""
-    key = suite.measurement_key() + f"|clean{evaluation.leakage.threshold:g}"
+    key = suite.measurement_key()
+    key += f"|clean{evaluation.leakage.threshold:g}" if evaluation.leakage else ""
     return key + (f"|ext:{evaluation.external.key()}" if evaluation.external else "")
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """One row to compute: a suite run on one protocol fold, and what it is scored on."""
+    run: SuiteRun
+    view: SplitView
+    evaluation: Evaluation
+
+
+def plan_rows(runs: list[SuiteRun], data: DatasetViews, options: RunOptions,
+              protocols: tuple[ProtocolSpec, ...], evaluations: dict[str, Evaluation]) -> list[PlannedRow]:
+    """Every run once per fold of every protocol (one fold for official and holdout). Rows of the
+    official protocol keep their plain names, so results from before protocols are still theirs."""
+    planned = []
+    for spec in protocols:
+        views = protocol_views(data.index, spec, data.fingerprint, data.cache_root, options.clean_threshold)
+        label = "" if spec.kind == "official" else spec.name
+        planned += [PlannedRow(dataclasses.replace(run, protocol=label, fold=view.fold.number), view,
+                               evaluations[spec.name]) for run in runs for view in views]
+    return planned
 
 
 def run_suite(suite: Suite, options: RunOptions) -> Path:
     runs = select_runs(suite, options.models)
     out_dir = results_dir(options.out_root, suite, options.device, options.data_dir, options.split)
-    data = DatasetViews(options.data_dir, options.cache_dir)  # dataset errors surface here, before training
-    evaluation = prepare_evaluation(data, options)
+    # Dataset errors surface here, before training: the declaration, the folds, the leakage index.
+    data = DatasetViews(options.data_dir, options.cache_dir, options.declaration)
+    protocols = choose_protocols(data.index, options.protocols or suite.protocols, options.folds,
+                                 options.groups)
+    evaluations = prepare_evaluation(data, options, protocols)
+    planned = plan_rows(runs, data, options, protocols, evaluations)
     remove_stale_temporaries(out_dir / ROWS_DIR)  # rows half-written by a run killed with kill -9
-    measured = evaluation_key(suite, evaluation)
     env = environment(options.device)
-    for number, run in enumerate(runs, 1):
-        label = f"[{number}/{len(runs)}] {run.run_id}"
+    run_ids = [p.run.run_id for p in planned]
+    context = ResultsContext(suite, options.device, env, protocols, evaluations, run_ids, data.labels.record(),
+                             [dataclasses.asdict(p) for p in data.index.declaration.published])
+    for number, item in enumerate(planned, 1):
+        run, view, evaluation = item.run, item.view, item.evaluation
+        label = f"[{number}/{len(planned)}] {run.run_id}"
         prep = _preprocessing(run)
+        measured = evaluation_key(suite, evaluation)
         previous = read_row(out_dir, run.run_id)
-        identity = training_identity(run.entry, run.recipe, data, measured)
+        identity = training_identity(run.entry, run.recipe, data.identity(view), measured)
         if previous is not None and previous.get("status") == "damaged":
             tqdm.write(f"{label}: {previous['error']}; computing it again")
         if not options.fresh and same_result(previous, identity):
@@ -175,22 +239,21 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
             tqdm.write(f"{label}: finished row found, but its checkpoint is gone or damaged: computing it again")
         started = time.perf_counter()
         try:
-            view = data.get(prep)
-            row = run_entry(run, view, options.store, options.device, out_dir, measure=suite.measure,
+            loaded = data.get(prep, view)
+            row = run_entry(run, loaded, options.store, options.device, out_dir, measure=suite.measure,
                             fresh=options.fresh, stage=lambda stage: tqdm.write(f"{label}: {stage}"),
-                            view_for=data.get, modes=suite.modes, evaluation=evaluation,
+                            view_for=lambda p, v=view: data.get(p, v), modes=suite.modes, evaluation=evaluation,
                             settings=TrainSettings(options.nproc, options.compile_step), identity=identity)
             row = {**row, "status": "ok", "error": None}
         except Exception as error:  # noqa: BLE001 - one entry's failure must not stop the suite
-            row = _failed_row(run, data.fingerprint, error, out_dir, options.split)
+            row = _failed_row(run, data.fingerprint, error, out_dir, options.split, view)
         row |= {"entry_seconds": round(time.perf_counter() - started, 2), "measured": measured,
                 "date": env["date"],
                 "git_revision": env["git_revision"], "device_name": env["device_name"]}
         write_row(out_dir, row)
-        write_results(out_dir, suite, options.device, env, data.record(prep), evaluation)
+        write_results(out_dir, context, data.record(prep))
         tqdm.write(f"{label}: {_summary(row)}")
-    results_path = write_results(out_dir, suite, options.device, env, data.record(_preprocessing(runs[0])),
-                                 evaluation)
+    results_path = write_results(out_dir, context, data.record(_preprocessing(runs[0])))
     tqdm.write("writing leaderboard and plots")
     write_report(results_path, out_dir)
     return out_dir
@@ -215,24 +278,41 @@ def _summary(row: dict) -> str:
     return f"done in {row['entry_seconds']:.0f} s" + (f", test acc {acc:.4f}" if acc is not None else "")
 
 
-def write_results(out_dir: Path, suite: Suite, device: torch.device, env: dict, dataset: dict,
-                  evaluation: Evaluation) -> Path:
+@dataclass(frozen=True)
+class ResultsContext:
+    """What results.json says besides the rows, fixed for one run of a suite."""
+    suite: Suite
+    device: torch.device
+    env: dict
+    protocols: tuple[ProtocolSpec, ...]
+    evaluations: dict[str, Evaluation]
+    run_ids: list[str]
+    labels: dict  # LabelSet.record(): the dataset's classes and its no-tumour class
+    published: list[dict]  # the declaration's published results, printed beside ours
+
+
+def write_results(out_dir: Path, context: ResultsContext, dataset: dict) -> Path:
     """results.json from every row on disk for the suite's entries, including earlier runs' rows.
 
     Only rows of this dataset (same fingerprint) are gathered: one leaderboard never mixes data.
     """
     # A damaged row cannot say which data it belongs to; it is shown (as damaged) rather than lost.
-    rows = [row for name in suite.run_ids() if (row := read_row(out_dir, name)) is not None
+    rows = [row for name in context.run_ids if (row := read_row(out_dir, name)) is not None
             and (row.get("status") == "damaged" or row.get("dataset_fingerprint") == dataset["fingerprint"])]
+    first = context.protocols[0]
+    evaluation = context.evaluations[first.name]
     leakage = evaluation.leakage
     rank_key = "clean_acc" if evaluation.split == "clean" else "test_acc"
-    results = {"suite": suite.record(), "machine_tag": machine_tag(device), "environment": env,
-               "dataset": dataset, "split": evaluation.split, "rank_key": rank_key,
+    results = {"suite": context.suite.record(), "machine_tag": machine_tag(context.device),
+               "environment": context.env, "dataset": dataset, "split": evaluation.split, "rank_key": rank_key,
+               "class_names": list(context.labels["names"]), "labels": context.labels,
+               "protocols": [p.record() for p in context.protocols], "published": context.published,
                "leakage": leakage.record() if leakage else None,
                "external_datasets": evaluation.external.record() if evaluation.external else [],
                "rows": rows}
     clean_images = set(leakage.clean_test) if leakage and evaluation.split == "clean" else None
-    results["comparisons"] = compare_with_top(ranked(rows, rank_key), out_dir, rank_key, clean_images)
+    ranked_rows = [r for r in rows if r.get("protocol", first.name) == first.name or r.get("status") == "damaged"]
+    results["comparisons"] = compare_with_top(ranked_units(ranked_rows, rank_key), out_dir, rank_key, clean_images)
     path = out_dir / RESULTS_JSON
     dump_json(results, path)
     return path

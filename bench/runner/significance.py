@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.evaluate.mcnemar import SIGNIFICANCE_LEVEL, mcnemar
+from bench.report.rows import ranked
 from bench.runner.entry_pipeline import ENTRIES_DIR, PREDICTIONS_CSV
 
 
@@ -16,7 +17,36 @@ class UnreadablePredictions(Exception):
     """An entry's test_predictions.csv is missing or cannot be read; the message says which and why."""
 
 
-def _correct_by_image(out_dir: Path, run_id: str) -> dict[str, bool]:
+def ranked_units(rows: list[dict], rank_key: str) -> list[dict]:
+    """The rows to compare, best first. Folds of one k-fold run are one unit: their test sides
+    together hold every image once (pooled out-of-fold predictions), ranked by the mean over
+    folds; a run with a failed or missing fold is not compared."""
+    units: dict[str, dict] = {}
+    for row in rows:
+        group = row.get("cv_group")
+        if group is None:
+            units[row["entry"]] = row
+            continue
+        unit = units.setdefault(group, {"entry": group, "status": "ok", "members": [], "scores": [],
+                                        "n_folds": row.get("n_folds")})
+        unit["members"].append(row["entry"])
+        ok = row.get("status") == "ok" and row.get(rank_key) is not None
+        unit["scores"].append(row.get(rank_key) if ok else None)
+    for unit in units.values():
+        if "members" in unit:
+            complete = None not in unit["scores"] and len(unit["scores"]) == unit["n_folds"]
+            unit[rank_key] = float(np.mean(unit["scores"])) if complete else None
+    return ranked(list(units.values()), rank_key)
+
+
+def _correct_by_image(out_dir: Path, unit: dict) -> dict[str, bool]:
+    correct: dict[str, bool] = {}
+    for run_id in unit.get("members", [unit["entry"]]):
+        correct |= _correct_of_run(out_dir, run_id)
+    return correct
+
+
+def _correct_of_run(out_dir: Path, run_id: str) -> dict[str, bool]:
     path = out_dir / ENTRIES_DIR / run_id / PREDICTIONS_CSV
     try:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -42,7 +72,7 @@ def compare_with_top(rows: list[dict], out_dir: Path, rank_key: str, images: set
         if row.get("status") != "ok" or row.get(rank_key) is None:
             continue  # not ranked: the leaderboard shows why it did not run
         try:
-            correct[row["entry"]] = _correct_by_image(out_dir, row["entry"])
+            correct[row["entry"]] = _correct_by_image(out_dir, row)
         except UnreadablePredictions as error:
             skipped[row["entry"]] = str(error)
     if len(correct) < 2:
@@ -62,5 +92,5 @@ def compare_with_top(rows: list[dict], out_dir: Path, rank_key: str, images: set
                             "other_only_right": test.second_only, "p_value": test.p_value,
                             "significant": test.significant}
     return {"reference": top, "rank_key": rank_key, "level": SIGNIFICANCE_LEVEL,
-            "images": f"{len(shared)} official test images" if images is None else f"{len(shared)} clean test images",
+            "images": f"{len(shared)} test images" if images is None else f"{len(shared)} clean test images",
             "rows": compared, "skipped": skipped}

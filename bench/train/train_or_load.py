@@ -42,10 +42,12 @@ def checkpoint_key(entry: ZooEntry, recipe: Recipe, data: LoadedDataset) -> Chec
     return training_identity(entry, recipe, data).checkpoint_key()
 
 
-def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> dict | None:
+def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module,
+              classes: tuple[str, ...]) -> dict | None:
     """The manifest if the stored checkpoint loads cleanly; None (after saying why) otherwise."""
     try:
         state, manifest = store.load(key, require=TRAINED_FIELDS)
+        check_classes(manifest, classes, store.folder(key))
         model.load_state_dict(state, strict=True)
         return manifest
     except CheckpointError as error:
@@ -54,6 +56,14 @@ def _try_load(store: CheckpointStore, key: CheckpointKey, model: nn.Module) -> d
         log.warning("checkpoint %s does not fit %s (%s); training again",
                     store.folder(key), key.entry, str(error).splitlines()[0])
     return None
+
+
+def check_classes(manifest: dict, classes: tuple[str, ...], where: Path) -> None:
+    """A checkpoint predicts the classes it was trained on, in their order: refuse it for others."""
+    stored = tuple(manifest["input_contract"].get("classes") or ())
+    if stored != tuple(classes):
+        raise CheckpointError(f"checkpoint {where} was trained on classes {', '.join(stored) or '(none recorded)'}, "
+                              f"not this dataset's {', '.join(classes)}")
 
 
 def _start_from_pretrained(model: nn.Module, entry: ZooEntry, recipe: Recipe, data: LoadedDataset,
@@ -70,10 +80,11 @@ def _start_from_pretrained(model: nn.Module, entry: ZooEntry, recipe: Recipe, da
 
 
 def _load_after_torchrun(entry: ZooEntry, recipe: Recipe, store: CheckpointStore, key: CheckpointKey,
-                         device: torch.device) -> TrainedModel:
+                         device: torch.device, classes: tuple[str, ...]) -> TrainedModel:
     """The checkpoint the torchrun workers just stored, loaded like any other."""
-    model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, pretrained=False)
-    manifest = _try_load(store, key, model)
+    model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, num_classes=len(classes),
+                        pretrained=False)
+    manifest = _try_load(store, key, model, classes)
     if manifest is None:
         raise DistributedError(f"torchrun training of {entry.name} finished but left no loadable checkpoint "
                                f"in {store.folder(key)}")
@@ -90,26 +101,29 @@ def train_or_load(entry: ZooEntry, recipe: Recipe, data: LoadedDataset, store: C
     """
     identity = training_identity(entry, recipe, data)
     key = identity.checkpoint_key()
+    classes = tuple(data.labels.names)
     ranks = distributed.current()
     if distributed.launched_by_torchrun() and not ranks.active:
         raise DistributedError("started by torchrun without a process group: every process would train alone; "
                                "use `brainbench train --nproc N` or `brainbench run --nproc N` instead")
     if store.exists(key) and not fresh:
         # The checkpoint overwrites every weight: no ImageNet file is needed to load it.
-        model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, pretrained=False)
-        manifest = _try_load(store, key, model)
+        model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, num_classes=len(classes),
+                            pretrained=False)
+        manifest = _try_load(store, key, model, classes)
         if manifest is not None:
             return TrainedModel(model.to(device), manifest, store.folder(key), loaded=True)
     elif not fresh and (others := store.others(key)):
-        log.info("%s: %d stored checkpoint(s) use another recipe or dataset (%s); training this one",
-                 entry.name, len(others), ", ".join(others))
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        log.info("%s: %d stored checkpoint(s) use another recipe, dataset or fold (%s); training this one",
+                 entry.name, len(others), shown)
     if settings.nproc > 1 and not ranks.active:
         train_with_torchrun(entry, recipe, data, store, key, device, nproc=settings.nproc,
                             compile_step=settings.compile_step, fresh=fresh, progress=progress)
-        return _load_after_torchrun(entry, recipe, store, key, device)
+        return _load_after_torchrun(entry, recipe, store, key, device, classes)
 
     torch.manual_seed(recipe.seed)  # the initial weights belong to the recipe too
-    model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout)
+    model = entry.build(input_size=recipe.input_size, dropout=recipe.dropout, num_classes=len(classes))
     pretraining = _start_from_pretrained(model, entry, recipe, data, store, device, fresh, progress)
     # Rank 0 holds the key's training lock until the checkpoint is stored or the training fails, so
     # a second training of the same key (another process) is refused instead of tearing its files.
@@ -147,7 +161,9 @@ def _train_and_store(model: nn.Module, entry: ZooEntry, recipe: Recipe, data: Lo
         "identity": identity.record(),
         "dataset": data.record(),
         "val_split": {"fraction": recipe.val_fraction, "seed": recipe.seed, "n_train": len(train), "n_val": len(val),
-                      "duplicate_groups_kept_whole": data.clean_split is not None},
+                      "duplicate_groups_kept_whole": data.clean_split is not None,
+                      "groups_kept_whole": data.clean_split is not None
+                      or (data.split is not None and data.split.groups is not None)},
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val": result.best_val,

@@ -1,0 +1,107 @@
+"""A protocol applied to a discovered dataset: its folds, each with what validation keeps whole.
+
+The protocol module works on plain arrays; this one reads them off the dataset (labels, the
+group column, the fold column, the official split) and, for `groups = "duplicates"`, finds the
+duplicate groups with the audit's picture matching (44c has no patient id, but repeats slices).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.dataset import SplitView
+from bench.data.discover import DatasetIndex
+from bench.data.protocols import DUPLICATE_GROUPS, ProtocolSpec, make_folds, parse_protocol, resolve_groups
+from bench.errors import DatasetError
+from bench.leakage.groups import duplicate_groups
+from bench.leakage.pictures import audit_pictures
+
+
+def _duplicate_groups(index: DatasetIndex, fingerprint: str, cache_root: Path, threshold: float) -> list[str]:
+    """One group label per sample of index.samples: near-identical pictures (any orientation) and
+    byte-identical files share one. Unreadable files (no picture) are groups of their own."""
+    train, test = audit_pictures(index, fingerprint, cache_root)
+    ids = duplicate_groups(np.concatenate([train.pixels, test.pixels]), train.sha256 + test.sha256, threshold)
+    group_of = {rel: f"dup{g}" for rel, g in zip(train.rels + test.rels, ids.tolist())}
+    return [group_of.get(s.rel, f"alone:{s.rel}") for s in index.samples]
+
+
+def _groups(index: DatasetIndex, spec: ProtocolSpec, fingerprint: str, cache_root: Path,
+            threshold: float) -> list[str] | None:
+    by = resolve_groups(spec, index.declaration.group_column)
+    if by is None:
+        return None
+    if by == DUPLICATE_GROUPS:
+        return _duplicate_groups(index, fingerprint, cache_root, threshold)
+    if by != index.declaration.group_column:
+        raise DatasetError(f"protocol {spec.name!r} groups by {by!r}, but the dataset {index.root} declares "
+                           f"{'no group column' if index.declaration.group_column is None else 'group column ' + repr(index.declaration.group_column)}")
+    return [s.group for s in index.samples]
+
+
+def _fold_values(index: DatasetIndex, spec: ProtocolSpec) -> list[int] | None:
+    if spec.fold_column is None:
+        return None
+    if spec.fold_column != index.declaration.fold_column:
+        raise DatasetError(f"protocol {spec.name!r} reads folds from column {spec.fold_column!r}, but the dataset "
+                           f"{index.root} declares fold column {index.declaration.fold_column!r}")
+    return [s.fold for s in index.samples]
+
+
+def protocol_views(index: DatasetIndex, spec: ProtocolSpec, fingerprint: str, cache_root: Path,
+                   threshold: float) -> list[SplitView]:
+    """The folds of `spec` on this dataset (one for official and holdout), in fold order."""
+    samples = index.samples
+    groups = _groups(index, spec, fingerprint, cache_root, threshold)
+    official = [i >= len(index.train) for i in range(len(samples))] if index.has_official_split else None
+    where = str(index.declaration.file or index.root)
+    folds = make_folds(spec, [s.label for s in samples], index.labels.names, groups=groups,
+                       fold_values=_fold_values(index, spec), official_test=official, where=where)
+    by_rel = None if groups is None else {s.rel: str(g) for s, g in zip(samples, groups)}
+    return [SplitView(spec, fold, by_rel) for fold in folds]
+
+
+BUILT_IN = ("official", "holdout", "kfold")
+
+
+def choose_protocols(index: DatasetIndex, names: tuple[str, ...], folds: int | None = None,
+                     groups: str | None = None) -> tuple[ProtocolSpec, ...]:
+    """The protocols a run applies, in order (the first ranks): each name is one the dataset
+    declares, or a built-in kind (official; holdout; kfold, which needs `folds` or the dataset's
+    fold column). `folds` and `groups` (from the command line) shape the built-in kinds only.
+    Unnamed, the dataset's first protocol that applies (official needs Training/ and Testing/)."""
+    declaration = index.declaration
+    chosen = []
+    default = next((p.name for p in declaration.protocols if p.kind != "official" or index.has_official_split),
+                   declaration.default_protocol().name)
+    for name in names or (default,):
+        declared = {p.name: p for p in declaration.protocols}
+        if name in declared and folds is None and groups is None:
+            chosen.append(declared[name])
+        elif name in BUILT_IN:
+            chosen.append(_built_in(name, declaration, folds, groups))
+        elif name in declared:
+            raise DatasetError(f"--folds and --groups shape the built-in protocols ({', '.join(BUILT_IN)}), "
+                               f"not {name!r}, which the dataset declares")
+        else:
+            offered = ", ".join(dict.fromkeys([*declared, *BUILT_IN]))
+            raise DatasetError(f"protocol {name!r} is not one the dataset {declaration.name} offers: {offered}")
+    return tuple(chosen)
+
+
+def _built_in(kind: str, declaration, folds: int | None, groups: str | None) -> ProtocolSpec:
+    table: dict = {"name": kind, "kind": kind}
+    if groups is not None:
+        table["groups"] = groups
+    if kind == "kfold":
+        if folds is not None:
+            table |= {"folds": folds, "name": f"kfold{folds}"}
+        elif declaration.fold_column is not None:
+            table["fold_column"] = declaration.fold_column
+        else:
+            raise DatasetError(f"dataset {declaration.name} has no fold column: give --folds K with --protocol kfold")
+    elif folds is not None:
+        raise DatasetError(f"--folds applies to --protocol kfold, not {kind}")
+    return parse_protocol(table, "--protocol")
