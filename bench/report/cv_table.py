@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from bench.report.fmt import NA, cell, missing, num, pct, pct_interval
 from bench.report.folds import fold_count_text
+from bench.report.honesty import significance_cell
 from bench.report.rows import is_ok
 from bench.report.tables import COST_HEADERS, cost_cells, not_run_line, quality_cells, quality_headers
 
 
-def cv_main_table(summaries: list[dict], classes: tuple[str, ...],
-                  no_tumor: str | None) -> tuple[list[str], list[list[str]]]:
+def cv_main_table(summaries: list[dict], classes: tuple[str, ...], no_tumor: str | None,
+                  comparisons: dict | None = None) -> tuple[list[str], list[list[str]]]:
     """summaries ranked by rank_summaries. Only complete summaries get a rank number: a mean over
-    some folds is not comparable with a mean over all of them."""
+    some folds is not comparable with a mean over all of them. "vs top" is the runner's McNemar test
+    on the pooled out-of-fold predictions (bench.runner.significance.ranked_units)."""
     study = any(row.get("setting") for row in summaries)
     headers = (["rank", "entry"] + (["setting"] if study else [])
-               + ["acc mean ± std over folds (%)", "folds", "pooled acc [95 % CI]", "pooled macro-F1 [95 % CI]"]
+               + ["acc mean ± std over folds (%)", "folds", "pooled acc [95 % CI]", "vs top",
+                  "pooled macro-F1 [95 % CI]"]
                + quality_headers(classes, no_tumor, prefix="pooled ") + COST_HEADERS[:-1] + ["training (all folds)"])
     body, rank = [], 0
     for row in summaries:
@@ -26,7 +29,7 @@ def cv_main_table(summaries: list[dict], classes: tuple[str, ...],
             rank += 1
         body.append([str(rank) if row.get("complete") else "–"] + name
                     + [mean_std_text(row.get("cv_acc_mean"), row.get("cv_acc_std")), cell(fold_count_text(row)),
-                       pooled_acc_text(row), _number_interval(row.get("pooled_macro_f1"),
+                       pooled_acc_text(row), significance_cell(row, comparisons), _number_interval(row.get("pooled_macro_f1"),
                                                                row.get("pooled_macro_f1_ci95"))]
                     + quality_cells(row, "pooled_", classes, no_tumor) + cost_cells(row))
     return headers, body

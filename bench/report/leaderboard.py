@@ -63,7 +63,7 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager",
               f"## Ranking ({_ranking_title(results, ranking_protocol)})", _table(*_main_table(results, rows)),
               "### How to read this",
               how_to_read(ranking_protocol, classes, no_tumor, bool(shown_classes(classes)))
-              + ("" if is_kfold(ranking_protocol) else _significance_note(results.get("comparisons")))]
+              + _significance_note(results.get("comparisons"))]
     parts += _protocol_sections(results, records, views)
     parts += _failures(every_row)
     parts += _honesty_sections(results, every_row, out_dir)
@@ -91,7 +91,7 @@ def _main_table(results: dict, rows: list[dict]) -> tuple[list[str], list[list[s
     protocol = protocol_records(results)[0]
     classes, no_tumor = class_names(results), no_tumor_class(results)
     if is_kfold(protocol):
-        return cv_main_table(rows, classes, no_tumor)
+        return cv_main_table(rows, classes, no_tumor, results.get("comparisons"))
     acc_label = "official acc [95 % CI]" if protocol.get("kind") == "official" else "test acc [95 % CI]"
     return main_table(rows, classes, results.get("comparisons"), no_tumor, acc_label)
 
