@@ -106,3 +106,30 @@ def test_the_resize_filter_is_part_of_the_contract_and_of_the_decoded_view(data)
     # Caches decoded before the filter was a choice keep their key; another filter gets its own.
     assert Preprocessing(32, 3).key("f") == Preprocessing(32, 3, resize="bilinear").key("f") != \
         Preprocessing(32, 3, resize="nearest").key("f")
+
+
+def test_the_label_set_and_the_protocol_fold_are_part_of_the_checkpoint_key(data):
+    from bench.data.dataset import SplitView
+    from bench.data.labels import LabelSet
+    from bench.data.protocols import Fold, ProtocolSpec
+    from bench.runner.run_suite import DataIdentity
+
+    entry = zoo.get("cnn0.scratch")
+    official = DataIdentity(data.fingerprint, data.labels, None, None)
+    key = training_identity(entry, entry.recipe, official).checkpoint_key()
+    # Checkpoints trained before protocols existed are the official protocol's: their key stays.
+    assert key == checkpoint_key(entry, entry.recipe, data)
+    spec = ProtocolSpec("official", "official")
+    same = DataIdentity(data.fingerprint, data.labels, None, SplitView(spec, Fold("official", "official", None, None,
+                                                                                  (0,), (1,))))
+    assert training_identity(entry, entry.recipe, same).checkpoint_key() == key
+    # Another order of the same classes is another model: its output columns mean other classes.
+    reordered = LabelSet(tuple(reversed(data.labels.names)), data.labels.no_tumor)
+    other_labels = DataIdentity(data.fingerprint, reordered, None, None)
+    assert training_identity(entry, entry.recipe, other_labels).checkpoint_key() != key
+    kfold = ProtocolSpec("record-wise", "kfold", folds=5, groups="none")
+    folds = [DataIdentity(data.fingerprint, data.labels, None,
+                          SplitView(kfold, Fold("record-wise", "kfold", n, 5, (0,), (1,)))) for n in (1, 2)]
+    fold_keys = {training_identity(entry, entry.recipe, f).checkpoint_key() for f in folds}
+    assert len(fold_keys) == 2 and key not in fold_keys
+    assert all(k.fingerprint.startswith(data.fingerprint) for k in fold_keys)  # the folder still names its dataset
