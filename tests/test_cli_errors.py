@@ -8,12 +8,17 @@ test_store_failures, test_divergence, test_suites, test_recipe_validation.
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bench.cli import main
+from bench.data.declaration import DECLARATION_FILE
 
 TINY = ["--epochs", "1", "--input-size", "32"]
 
@@ -114,3 +119,141 @@ def test_predict_on_a_folder_a_missing_file_and_a_non_image(tmp_path, embedded_d
 def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
     assert main(["train", "cnn0.scratch", "--device", "cuda", "--store", str(tmp_path / "s")]) == 2
     assert "no CUDA device is available here" in _error_line(capsys)
+
+
+# --- dataset declarations, metadata tables and protocols --------------------------------------------
+
+TABLE_DECLARATION = """
+name = "tiny-table"
+[labels]
+classes = ["glioma", "meningioma"]
+[images]
+from = "metadata"
+table = "metadata.csv"
+path_column = "image"
+label_column = "class"
+group_column = "pid"
+mask_column = "mask"
+fold_column = "cv_fold"
+[[protocol]]
+name = "patient-wise"
+kind = "kfold"
+fold_column = "cv_fold"
+[[protocol]]
+name = "record-wise"
+kind = "kfold"
+folds = 2
+groups = "none"
+"""
+
+TINY_SUITE = 'entries = ["knn.pixels"]\nmeasure = ["metrics"]\n[recipe]\ninput_size = 32\n'
+
+
+def table_dataset(root: Path, edit=None, declaration: str = TABLE_DECLARATION) -> Path:
+    """images/<i>.png, masks/<i>.png, metadata.csv (3 patients per class, 2 slices each, patient k in
+    fold k of cv_fold) and its brainbench-dataset.toml; `edit(rows)` changes the table first."""
+    rows = []
+    for i in range(12):
+        name, patient = ("glioma", "meningioma")[i // 6], i % 6 // 2
+        for folder, value in (("images", 40 + 15 * i), ("masks", 255)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((16, 16), value, np.uint8)).save(root / folder / f"{i}.png")
+        rows.append({"image": f"images/{i}.png", "mask": f"masks/{i}.png", "class": name,
+                     "pid": f"{name}-{patient}", "cv_fold": str(patient + 1)})
+    if edit is not None:
+        edit(rows)
+    with open(root / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (root / DECLARATION_FILE).write_text(declaration)
+    return root.resolve()
+
+
+def set_cell(line: int, column: str, value: str):
+    """An edit of the table: the cell of `column` in row `line` (the header is row 1)."""
+    def edit(rows):
+        rows[line - 2][column] = value
+    return edit
+
+
+def dataset_cases(tmp_path, make_dataset):
+    """(commands, the fragments their one error line must hold): each dataset is read through both
+    `brainbench run` (before any training) and `brainbench datasets`; an option, through the
+    commands that take it."""
+    both = ("run", "datasets")
+    good = table_dataset(tmp_path / "good")
+    cases = []
+
+    def case(name, fragments, commands=both, edit=None, declaration=TABLE_DECLARATION, options=(), data=None):
+        root = data or table_dataset(tmp_path / name, edit, declaration)
+        cases.append((name, root, commands, list(options), [f.format(root=root) for f in fragments]))
+
+    case("unknown-key", ["{root}/brainbench-dataset.toml: unknown key 'colour' at the top level"],
+         declaration='colour = "red"\n' + TABLE_DECLARATION)
+    case("wrong-type", ["{root}/brainbench-dataset.toml: [labels] classes must be a list of non-empty strings",
+                        "got 'glioma'"],
+         declaration=TABLE_DECLARATION.replace('classes = ["glioma", "meningioma"]', 'classes = "glioma"'))
+    unmapped = make_dataset({"glioma": 2, "astrocytoma": 2}, size=16, name="unmapped").resolve()
+    case("unmapped-folder", ["{root}/astrocytoma: unknown class folder 'astrocytoma'",
+                             "expected one of glioma, meningioma, notumor, pituitary"], data=unmapped)
+    case("fold-missing", ["{root}/metadata.csv row 3: image 'images/1.png' has no fold: column 'cv_fold' is empty"],
+         edit=set_cell(3, "cv_fold", ""))
+    case("fold-not-integer", ["{root}/metadata.csv row 3: fold 'two' in column 'cv_fold' is not an integer"],
+         edit=set_cell(3, "cv_fold", "two"))
+    case("fold-decimal", ["{root}/metadata.csv row 3: fold '1.5' in column 'cv_fold' is not an integer"],
+         edit=set_cell(3, "cv_fold", "1.5"))
+
+    def move_patient(rows):  # meningioma-1 (rows 10 and 11) from fold 2 into fold 1
+        for row in rows:
+            if row["pid"] == "meningioma-1":
+                row["cv_fold"] = "1"
+
+    case("fold-lacks-class", ["{root}/metadata.csv: fold 2 of cv_fold has no 'meningioma' image"],
+         edit=move_patient)
+    case("group-spans-folds", ["{root}/metadata.csv: group 'glioma-1' spans folds 2 and 3 of cv_fold"],
+         edit=set_cell(5, "cv_fold", "3"))  # glioma-1's second slice
+    root = table_dataset(tmp_path / "mask-missing")
+    (root / "masks" / "5.png").unlink()
+    case("mask-missing", ["{root}/metadata.csv row 7: mask file 'masks/5.png' for image 'images/5.png' is missing"],
+         data=root)
+    case("no-such-protocol", ["protocol 'nonsense' is not one the dataset tiny-table offers: patient-wise, "
+                              "record-wise, holdout, kfold"],
+         commands=("run", "train"), options=["--protocol", "nonsense"], data=good)
+    case("repeated-protocol", ["'record-wise' twice"], commands=("run",),
+         options=["--protocol", "record-wise,record-wise"], data=good)
+    case("no-such-declaration", ["no shipped dataset declaration named 'no-such-name'; shipped: ", "brain-tumor-mri",
+                                 "figshare-cheng"], options=["--declaration", "no-such-name"], data=good)
+    case("folds-without-kfold", ["--folds and --groups shape the built-in protocols", "not 'patient-wise'"],
+         commands=("run", "train"), options=["--folds", "1"], data=good)
+    case("one-fold", ["folds must be between 2 and 50, got 1"],
+         commands=("run", "train"), options=["--protocol", "kfold", "--folds", "1"], data=good)
+    case("more-folds-than-patients", ["protocol kfold7 asks for 7 folds, but there are only 6 groups"],
+         commands=("run", "train"), options=["--protocol", "kfold", "--folds", "7"], data=good)
+    case("unknown-groups", ["protocol 'holdout' groups by 'patient'", "group column 'pid'"],
+         commands=("run", "train"), options=["--protocol", "holdout", "--groups", "patient"], data=good)
+    return cases
+
+
+def command_argv(command: str, root: Path, tmp_path: Path) -> list[str]:
+    places = ["--store", str(tmp_path / "store"), "--cache", str(tmp_path / "cache")]
+    if command == "datasets":
+        return ["datasets", "--data", str(root), "--cache", str(tmp_path / "cache")]
+    if command == "train":
+        return ["train", "knn.pixels", "--data", str(root), *places, "--device", "cpu", "--input-size", "32"]
+    return ["run", "--suite", str(tmp_path / "tiny.toml"), "--data", str(root), "--out", str(tmp_path / "out"),
+            *places, "--device", "cpu"]
+
+
+def test_every_bad_dataset_declaration_table_or_protocol_is_one_line_with_exit_2(tmp_path, make_dataset, capsys):
+    (tmp_path / "tiny.toml").write_text(TINY_SUITE)
+    for name, root, commands, options, fragments in dataset_cases(tmp_path, make_dataset):
+        for command in commands:
+            argv = command_argv(command, root, tmp_path) + options
+            assert exit_status(argv) == 2, (name, argv)
+            err = capsys.readouterr().err
+            lines = [line for line in err.splitlines() if line.startswith("brainbench: error:")]
+            assert "Traceback" not in err and len(lines) == 1, (name, command, err)
+            for fragment in fragments:
+                assert fragment in lines[0], (name, command, lines[0])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()  # nothing ran, nothing stored

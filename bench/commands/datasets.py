@@ -43,16 +43,12 @@ def run(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["declaration", "classes", "images from", "protocols (first: default)",
                                       "description"], maxcolwidths=[None, None, None, 40, 50]))
         return 0
+    # Everything is computed before anything is printed: a bad fold column ends in its one error line.
     index = discover(args.data, args.declaration)
     declaration = index.declaration
-    print(f"{index.root}: read with declaration {declaration.name} ({declaration.where}), layout {index.layout}")
     counts = Counter(index.labels.names[s.label] for s in index.samples)
     groups = {s.group for s in index.samples if s.group is not None}
-    print(tabulate([[c, counts.get(c, 0)] for c in index.labels.names], headers=["class", "images"]))
-    if groups:
-        print(f"{len(groups)} groups ({declaration.group_column})")
     fingerprint = dataset_fingerprint(index)
-    print(f"fingerprint {fingerprint}")
     rows = []
     for spec in declaration.protocols:
         if resolve_groups(spec, declaration.group_column) == DUPLICATE_GROUPS:
@@ -61,5 +57,10 @@ def run(args: argparse.Namespace) -> int:
         folds = protocol_views(index, spec, fingerprint, decoded_cache_dir(args.cache), DEFAULT_CLEAN_THRESHOLD)
         sizes = " / ".join(f"{len(v.fold.train)}+{len(v.fold.test)}" for v in folds)
         rows.append([spec.name, spec.kind, f"train+test: {sizes}", spec.description])
+    print(f"{index.root}: read with declaration {declaration.name} ({declaration.where}), layout {index.layout}")
+    print(tabulate([[c, counts.get(c, 0)] for c in index.labels.names], headers=["class", "images"]))
+    if groups:
+        print(f"{len(groups)} groups ({declaration.group_column})")
+    print(f"fingerprint {fingerprint}")
     print(tabulate(rows, headers=["protocol", "kind", "sides", "description"], maxcolwidths=[None, None, 50, 50]))
     return 0

@@ -69,9 +69,11 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager",
     parts += _honesty_sections(results, every_row, out_dir)
     if any(is_ok(r) for r in rows):
         source = "pooled out-of-fold predictions" if is_kfold(ranking_protocol) else "test split"
-        parts += [f"## Per class ({source})", _table(*per_class_table(rows, classes)),
-                  "## Latency and throughput", LATENCY_NOTE]
-        for mode, headers, body in latency_tables(rows):
+        parts += [f"## Per class ({source})", _table(*per_class_table(rows, classes))]
+        latency = latency_tables(rows)
+        if latency:  # a suite that measures metrics only has none
+            parts += ["## Latency and throughput", LATENCY_NOTE]
+        for mode, headers, body in latency:
             parts += [f"### {mode}", _table(headers, body)]
     probe = probe_table(every_row)
     if probe[1]:

@@ -50,13 +50,23 @@ def _fold_values(index: DatasetIndex, spec: ProtocolSpec) -> list[int] | None:
     return [s.fold for s in index.samples]
 
 
+def _where(index: DatasetIndex, spec: ProtocolSpec) -> str:
+    """What a fold error names: the metadata table (its fold and group values are what to fix) or
+    the declaration, and the command line for a protocol built there."""
+    declaration = index.declaration
+    place = str(index.root / declaration.table) if declaration.table else declaration.where
+    if spec not in declaration.protocols:
+        return f"--protocol {spec.name} on {place}"
+    return place
+
+
 def protocol_views(index: DatasetIndex, spec: ProtocolSpec, fingerprint: str, cache_root: Path,
                    threshold: float) -> list[SplitView]:
     """The folds of `spec` on this dataset (one for official and holdout), in fold order."""
     samples = index.samples
     groups = _groups(index, spec, fingerprint, cache_root, threshold)
     official = [i >= len(index.train) for i in range(len(samples))] if index.has_official_split else None
-    where = str(index.declaration.file or index.root)
+    where = _where(index, spec)
     folds = make_folds(spec, [s.label for s in samples], index.labels.names, groups=groups,
                        fold_values=_fold_values(index, spec), official_test=official, where=where)
     by_rel = None if groups is None else {s.rel: str(g) for s, g in zip(samples, groups)}
@@ -73,6 +83,9 @@ def choose_protocols(index: DatasetIndex, names: tuple[str, ...], folds: int | N
     fold column). `folds` and `groups` (from the command line) shape the built-in kinds only.
     Unnamed, the dataset's first protocol that applies (official needs Training/ and Testing/)."""
     declaration = index.declaration
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DatasetError(f"--protocol names {repeated[0]!r} twice: each protocol runs once")
     chosen = []
     default = next((p.name for p in declaration.protocols if p.kind != "official" or index.has_official_split),
                    declaration.default_protocol().name)
@@ -86,7 +99,8 @@ def choose_protocols(index: DatasetIndex, names: tuple[str, ...], folds: int | N
             raise DatasetError(f"--folds and --groups shape the built-in protocols ({', '.join(BUILT_IN)}), "
                                f"not {name!r}, which the dataset declares")
         else:
-            offered = ", ".join(dict.fromkeys([*declared, *BUILT_IN]))
+            built_in = [k for k in BUILT_IN if k != "official" or index.has_official_split]
+            offered = ", ".join(dict.fromkeys([*declared, *built_in]))
             raise DatasetError(f"protocol {name!r} is not one the dataset {declaration.name} offers: {offered}")
     return tuple(chosen)
 
@@ -104,4 +118,6 @@ def _built_in(kind: str, declaration, folds: int | None, groups: str | None) -> 
             raise DatasetError(f"dataset {declaration.name} has no fold column: give --folds K with --protocol kfold")
     elif folds is not None:
         raise DatasetError(f"--folds applies to --protocol kfold, not {kind}")
-    return parse_protocol(table, "--protocol")
+    where = f"--protocol {kind}" + (f" --folds {folds}" if folds is not None else "") \
+        + (f" --groups {groups}" if groups is not None else "")
+    return parse_protocol(table, where)

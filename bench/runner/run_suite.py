@@ -24,7 +24,7 @@ from bench.data.dataset import LoadedDataset, SplitView, fold_view
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
 from bench.data.labels import LabelSet
-from bench.data.protocols import ProtocolSpec
+from bench.data.protocols import NO_GROUPS, ProtocolSpec, resolve_groups
 from bench.environment import environment
 from bench.errors import BrainbenchError, CheckpointError
 from bench.identity import ResultIdentity, same_result, training_identity
@@ -222,7 +222,8 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     env = environment(options.device)
     run_ids = [p.run.run_id for p in planned]
     context = ResultsContext(suite, options.device, env, protocols, evaluations, run_ids, data.labels.record(),
-                             [dataclasses.asdict(p) for p in data.index.declaration.published])
+                             [dataclasses.asdict(p) for p in data.index.declaration.published],
+                             data.index.declaration.group_column)
     for number, item in enumerate(planned, 1):
         run, view, evaluation = item.run, item.view, item.evaluation
         label = f"[{number}/{len(planned)}] {run.run_id}"
@@ -289,6 +290,12 @@ class ResultsContext:
     run_ids: list[str]
     labels: dict  # LabelSet.record(): the dataset's classes and its no-tumour class
     published: list[dict]  # the declaration's published results, printed beside ours
+    group_column: str | None = None  # the dataset's: what a protocol without its own groups keeps whole
+
+    def protocol_records(self) -> list[dict]:
+        """Each protocol as run, its groups resolved (a column, "duplicates" or "none"), so the
+        report can name what was kept whole."""
+        return [p.record() | {"groups": resolve_groups(p, self.group_column) or NO_GROUPS} for p in self.protocols]
 
 
 def write_results(out_dir: Path, context: ResultsContext, dataset: dict) -> Path:
@@ -306,7 +313,7 @@ def write_results(out_dir: Path, context: ResultsContext, dataset: dict) -> Path
     results = {"suite": context.suite.record(), "machine_tag": machine_tag(context.device),
                "environment": context.env, "dataset": dataset, "split": evaluation.split, "rank_key": rank_key,
                "class_names": list(context.labels["names"]), "labels": context.labels,
-               "protocols": [p.record() for p in context.protocols], "published": context.published,
+               "protocols": context.protocol_records(), "published": context.published,
                "leakage": leakage.record() if leakage else None,
                "external_datasets": evaluation.external.record() if evaluation.external else [],
                "rows": rows}
