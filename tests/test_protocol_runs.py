@@ -233,6 +233,11 @@ def test_two_entries_under_two_protocols_of_three_folds_make_twelve_rows(cv):
     assert [(p["name"], p["kind"], p["fold_column"], p["folds"], p["groups"]) for p in results["protocols"]] == [
         ("patient-wise", "kfold", "fold", None, "pid"), ("record-wise", "kfold", None, 3, "none")]  # groups resolved
     assert results["published"] == [PUBLISHED]
+    # What each protocol shares between its sides, measured: no patient under patient-wise folds.
+    patient, record = (p["group_overlap"] for p in results["protocols"])
+    assert [f["also_in_training"] for f in patient] == [0, 0, 0] and sum(f["test_groups"] for f in patient) == 24
+    assert sum(f["also_in_training"] for f in record) > 0
+    assert "24 `pid` groups, 0 of them (0 %) also on the training side" in (cv.out / "leaderboard.md").read_text()
     published = section((cv.out / "leaderboard.md").read_text(), "### Published results on this dataset")
     assert table_lines(published) == [[PUBLISHED[k] if k != "accuracy" else "71.5"
                                        for k in ("source", "method", "protocol", "accuracy", "note")]]

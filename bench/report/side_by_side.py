@@ -73,7 +73,8 @@ def side_by_side_note(records: list[dict]) -> str:
              "accuracy on the protocol's test split with its interval.", ""]
     for record in records:
         description = str(record.get("description") or "").strip()
-        lines.append(f"- {protocol_title(record)}" + (f": {cell(description)}" if description else ""))
+        lines.append(f"- {protocol_title(record)}" + (f": {cell(description)}" if description else "")
+                     + overlap_text(record))
     first, second = records[0], records[1]
     measure = "mean accuracy over folds" if is_kfold(first) or is_kfold(second) else "accuracy"
     lines += ["", f"The last column is `{second['name']}` minus `{first['name']}` ({measure}, in points). "
@@ -105,3 +106,17 @@ def _as_given(value) -> str:
 def _model_key(row: dict) -> tuple:
     zoo_entry, setting, seed, _ = group_key(row)
     return zoo_entry, setting, seed
+
+
+def overlap_text(record: dict) -> str:
+    """". Test sides hold 233 `pid` groups, 0 of them also in training." from the runner's count per
+    fold (summed over folds); "" when the dataset has no group column or the results predate it."""
+    overlap = record.get("group_overlap")
+    if not isinstance(overlap, list) or not overlap:
+        return ""
+    test = sum(int(f.get("test_groups", 0)) for f in overlap)
+    shared = sum(int(f.get("also_in_training", 0)) for f in overlap)
+    column = record.get("group_column") or "group"
+    where = "over its folds' test sides" if len(overlap) > 1 else "on its test side"
+    return (f". Measured {where}: {test:,} `{column}` groups, {shared:,} of them "
+            f"({100 * shared / test:.0f} %) also on the training side" if test else "")

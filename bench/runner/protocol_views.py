@@ -121,3 +121,17 @@ def _built_in(kind: str, declaration, folds: int | None, groups: str | None) -> 
     where = f"--protocol {kind}" + (f" --folds {folds}" if folds is not None else "") \
         + (f" --groups {groups}" if groups is not None else "")
     return parse_protocol(table, where)
+
+
+def group_overlap(index: DatasetIndex, views: list[SplitView]) -> list[dict] | None:
+    """Per fold: how many groups (patients) the test side holds, and how many of them also have
+    images on the training side; what a record-wise split leaks, measured. None without a group column."""
+    if index.declaration.group_column is None:
+        return None
+    samples = index.samples
+    overlap = []
+    for view in views:
+        test = {samples[p].group for p in view.fold.test}
+        train = {samples[p].group for p in view.fold.train}
+        overlap.append({"fold": view.fold.number, "test_groups": len(test), "also_in_training": len(test & train)})
+    return overlap

@@ -35,7 +35,7 @@ from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
 from bench.report import RESULTS_JSON, write_report
 from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
-from bench.runner.protocol_views import choose_protocols, protocol_views
+from bench.runner.protocol_views import choose_protocols, group_overlap, protocol_views
 from bench.runner.rows import ROWS_DIR, dump_json, read_row, write_row
 from bench.runner.significance import compare_with_top, ranked_units
 from bench.suites import Suite, SuiteRun
@@ -196,13 +196,13 @@ class PlannedRow:
     evaluation: Evaluation
 
 
-def plan_rows(runs: list[SuiteRun], data: DatasetViews, options: RunOptions,
-              protocols: tuple[ProtocolSpec, ...], evaluations: dict[str, Evaluation]) -> list[PlannedRow]:
+def plan_rows(runs: list[SuiteRun], protocols: tuple[ProtocolSpec, ...], views_of: dict[str, list[SplitView]],
+              evaluations: dict[str, Evaluation]) -> list[PlannedRow]:
     """Every run once per fold of every protocol (one fold for official and holdout). Rows of the
     official protocol keep their plain names, so results from before protocols are still theirs."""
     planned = []
     for spec in protocols:
-        views = protocol_views(data.index, spec, data.fingerprint, data.cache_root, options.clean_threshold)
+        views = views_of[spec.name]
         label = "" if spec.kind == "official" else spec.name
         planned += [PlannedRow(dataclasses.replace(run, protocol=label, fold=view.fold.number), view,
                                evaluations[spec.name]) for run in runs for view in views]
@@ -217,13 +217,16 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     protocols = choose_protocols(data.index, options.protocols or suite.protocols, options.folds,
                                  options.groups)
     evaluations = prepare_evaluation(data, options, protocols)
-    planned = plan_rows(runs, data, options, protocols, evaluations)
+    views_of = {spec.name: protocol_views(data.index, spec, data.fingerprint, data.cache_root,
+                                          options.clean_threshold) for spec in protocols}
+    planned = plan_rows(runs, protocols, views_of, evaluations)
     remove_stale_temporaries(out_dir / ROWS_DIR)  # rows half-written by a run killed with kill -9
     env = environment(options.device)
     run_ids = [p.run.run_id for p in planned]
     context = ResultsContext(suite, options.device, env, protocols, evaluations, run_ids, data.labels.record(),
                              [dataclasses.asdict(p) for p in data.index.declaration.published],
-                             data.index.declaration.group_column)
+                             data.index.declaration.group_column,
+                             {name: group_overlap(data.index, views) for name, views in views_of.items()})
     for number, item in enumerate(planned, 1):
         run, view, evaluation = item.run, item.view, item.evaluation
         label = f"[{number}/{len(planned)}] {run.run_id}"
@@ -291,11 +294,14 @@ class ResultsContext:
     labels: dict  # LabelSet.record(): the dataset's classes and its no-tumour class
     published: list[dict]  # the declaration's published results, printed beside ours
     group_column: str | None = None  # the dataset's: what a protocol without its own groups keeps whole
+    overlap: dict = dataclasses.field(default_factory=dict)  # protocol name -> protocol_views.group_overlap
 
     def protocol_records(self) -> list[dict]:
         """Each protocol as run, its groups resolved (a column, "duplicates" or "none"), so the
-        report can name what was kept whole."""
-        return [p.record() | {"groups": resolve_groups(p, self.group_column) or NO_GROUPS} for p in self.protocols]
+        report can name what was kept whole, and how many test-side groups it shared with training."""
+        return [p.record() | {"groups": resolve_groups(p, self.group_column) or NO_GROUPS,
+                              "group_column": self.group_column, "group_overlap": self.overlap.get(p.name)}
+                for p in self.protocols]
 
 
 def write_results(out_dir: Path, context: ResultsContext, dataset: dict) -> Path:
