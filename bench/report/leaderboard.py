@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from bench.io import write_text_atomically
 from bench.report.cv_table import cv_main_table
+from bench.report.fmt import NA
 from bench.report.history import history_path
 from bench.report.honesty import (
     CLEAN_NOTE,
@@ -28,7 +29,15 @@ from bench.report.protocols import is_kfold, protocol_records, protocol_title, p
 from bench.report.provenance import provenance_markdown
 from bench.report.rows import class_names, entry_link, has_confusion, is_ok, no_tumor_class, rank_key, ranked
 from bench.report.side_by_side import PUBLISHED_NOTE, published_table, side_by_side_note, side_by_side_table
-from bench.report.tables import PROBE_NOTE, latency_tables, main_table, per_class_table, probe_table, shown_classes
+from bench.report.tables import (
+    COST_HEADERS,
+    PROBE_NOTE,
+    latency_tables,
+    main_table,
+    per_class_table,
+    probe_table,
+    shown_classes,
+)
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
@@ -93,9 +102,23 @@ def _main_table(results: dict, rows: list[dict]) -> tuple[list[str], list[list[s
     protocol = protocol_records(results)[0]
     classes, no_tumor = class_names(results), no_tumor_class(results)
     if is_kfold(protocol):
-        return cv_main_table(rows, classes, no_tumor, results.get("comparisons"))
-    acc_label = "official acc [95 % CI]" if protocol.get("kind") == "official" else "test acc [95 % CI]"
-    return main_table(rows, classes, results.get("comparisons"), no_tumor, acc_label)
+        table = cv_main_table(rows, classes, no_tumor, results.get("comparisons"))
+    else:
+        acc_label = "official acc [95 % CI]" if protocol.get("kind") == "official" else "test acc [95 % CI]"
+        table = main_table(rows, classes, results.get("comparisons"), no_tumor, acc_label)
+    return _without_unmeasured_costs(*table)
+
+
+def _without_unmeasured_costs(headers: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """A suite that measures metrics only (no "efficiency") has no parameters, MACs or latency: their
+    columns would be n/a on every line, so they are left out (the suite's `measure` says why)."""
+    unmeasured = [i for i, h in enumerate(headers) if h in COST_HEADERS[:-1]
+                  and all(len(line) != len(headers) or line[i] in (NA, "") for line in body)]
+    if not body or not unmeasured:
+        return headers, body
+    keep = [i for i in range(len(headers)) if i not in unmeasured]
+    return [headers[i] for i in keep], [[line[i] for i in keep] if len(line) == len(headers) else line
+                                        for line in body]
 
 
 def _protocol_sections(results: dict, records: list[dict], views: dict[str, list[dict]]) -> list[str]:
