@@ -289,3 +289,10 @@ def test_a_mode_disagreeing_with_eager_is_flagged():
     assert compile_row[4] == "12.3" and compile_row[5] == "2.00x"
     assert "FLAGGED" in compile_row[6] and "98.0 %" in compile_row[6]
     assert tables["eager"][0][6] == "reference"
+
+
+def test_an_external_sets_count_of_images_outside_the_task_is_not_taken_for_another_set():
+    from bench.report.tables import external_names
+    row = {"ext_brain-tumor-44c_task": "four-class", "ext_brain-tumor-44c_n_not_in_task": 1863,
+           "ext_brain-yes-no_task": "tumor vs notumor", "ext_brain-yes-no_n_not_in_task": 0}
+    assert external_names([row]) == ["brain-tumor-44c", "brain-yes-no"]

@@ -86,8 +86,9 @@ def external_names(rows: list[dict]) -> list[str]:
     """Names of the external sets any row was scored on, in first-seen order."""
     names: dict[str, None] = {}
     for row in rows:
-        names.update((key[len("ext_"):-len("_task")], None) for key in row
-                     if key.startswith("ext_") and key.endswith("_task"))
+        # ext_<set>_task holds the task's name (a string); ext_<set>_n_not_in_task, a count, ends alike.
+        names.update((key[len("ext_"):-len("_task")], None) for key, value in row.items()
+                     if key.startswith("ext_") and key.endswith("_task") and isinstance(value, str))
     return list(names)
 
 
