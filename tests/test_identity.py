@@ -133,3 +133,21 @@ def test_the_label_set_and_the_protocol_fold_are_part_of_the_checkpoint_key(data
     fold_keys = {training_identity(entry, entry.recipe, f).checkpoint_key() for f in folds}
     assert len(fold_keys) == 2 and key not in fold_keys
     assert all(k.fingerprint.startswith(data.fingerprint) for k in fold_keys)  # the folder still names its dataset
+
+
+def test_a_backbone_is_pretrained_on_its_folds_training_part_and_keyed_by_it(data, tmp_path):
+    # MoCo (and anything fitted before fine-tuning) must see only the training part of the protocol
+    # in force: under k-fold each fold's backbone is another one, and never sees that fold's test side.
+    from bench.data.dataset import fold_view
+    from bench.data.protocols import ProtocolSpec
+    from bench.runner.protocol_views import protocol_views
+
+    entry = zoo.get("resnet18.mocov2")
+    spec = ProtocolSpec("kfold3", "kfold", folds=3, groups="none")
+    views = protocol_views(data.index, spec, data.fingerprint, tmp_path, 0.99)
+    loaded = [dataclasses.replace(data, decoded=fold_view(data.decoded, data.index, v), split=v) for v in views]
+    keys = {backbone_identity(entry, entry.recipe, d).checkpoint_key() for d in loaded}
+    assert len(keys) == 3 and backbone_identity(entry, entry.recipe, data).checkpoint_key() not in keys
+    for d in loaded:
+        seen, held = d.train_val_split(entry.recipe.val_fraction, entry.recipe.seed)  # what pretraining reads
+        assert not set(seen.paths) & set(d.decoded.test.paths) and not set(seen.paths) & set(held.paths)
