@@ -16,7 +16,7 @@ from tabulate import tabulate
 from bench.data.declaration import shipped_declaration, shipped_names
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
-from bench.data.protocols import DUPLICATE_GROUPS, resolve_groups
+from bench.data.protocols import DERIVED_GROUPS, resolve_groups
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
 from bench.paths import decoded_cache_dir
 from bench.runner.protocol_views import protocol_views
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = dataset_fingerprint(index)
     rows = []
     for spec in declaration.protocols:
-        if resolve_groups(spec, declaration.group_column) == DUPLICATE_GROUPS:
-            rows.append([spec.name, spec.kind, "duplicate groups, found by the audit at run time", spec.description])
+        if resolve_groups(spec, declaration.group_column) in DERIVED_GROUPS:
+            rows.append([spec.name, spec.kind, "groups found from the images at run time", spec.description])
             continue
         folds = protocol_views(index, spec, fingerprint, decoded_cache_dir(args.cache), DEFAULT_CLEAN_THRESHOLD)
         sizes = " / ".join(f"{len(v.fold.train)}+{len(v.fold.test)}" for v in folds)

@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from bench.data.labels import LabelSet, fold_spelling
-from bench.data.protocols import DUPLICATE_GROUPS, NO_GROUPS, ProtocolSpec, parse_protocol
+from bench.data.protocols import DERIVED_GROUPS, NO_GROUPS, ProtocolSpec, parse_protocol
 from bench.errors import DatasetError
 
 if sys.version_info >= (3, 11):
@@ -498,7 +498,7 @@ class _Parser:
         if spec.fold_column is not None and spec.fold_column != fields.get("fold_column"):
             raise DatasetError(f"{where}: {spec.name!r} reads folds from column {spec.fold_column!r}, but "
                                f"[images] fold_column is {fields.get('fold_column')!r}")
-        if spec.groups not in (None, NO_GROUPS, DUPLICATE_GROUPS) and spec.groups != fields.get("group_column"):
+        if spec.groups not in (None, NO_GROUPS, *DERIVED_GROUPS) and spec.groups != fields.get("group_column"):
             raise DatasetError(f"{where}: {spec.name!r} keeps groups of column {spec.groups!r} whole, but "
                                f"[images] group_column is {fields.get('group_column')!r} (or use \"none\" or "
                                f"\"duplicates\")")

@@ -27,6 +27,9 @@ from bench.errors import DatasetError
 KINDS = ("official", "holdout", "kfold")
 NO_GROUPS = "none"
 DUPLICATE_GROUPS = "duplicates"
+# The patients brainbench recovered for the Kaggle set (bench/patients), near-duplicate groups for the rest.
+PATIENT_GROUPS = "patients"
+DERIVED_GROUPS = (DUPLICATE_GROUPS, PATIENT_GROUPS)  # groups found from the images, not read from a column
 PROTOCOL_KEYS = {"name", "kind", "test_fraction", "folds", "fold_column", "groups", "seed", "description"}
 
 

@@ -7,16 +7,26 @@ duplicate groups with the audit's picture matching (44c has no patient id, but r
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from bench.data.dataset import SplitView
 from bench.data.discover import DatasetIndex
-from bench.data.protocols import DUPLICATE_GROUPS, ProtocolSpec, make_folds, parse_protocol, resolve_groups
+from bench.data.protocols import (
+    DUPLICATE_GROUPS,
+    PATIENT_GROUPS,
+    ProtocolSpec,
+    make_folds,
+    parse_protocol,
+    resolve_groups,
+)
 from bench.errors import DatasetError
 from bench.leakage.groups import duplicate_groups
 from bench.leakage.pictures import audit_pictures
+from bench.patients.groups import group_unmatched
+from bench.patients.shipped import shipped_patients
 
 
 def _duplicate_groups(index: DatasetIndex, fingerprint: str, cache_root: Path, threshold: float) -> list[str]:
@@ -28,6 +38,24 @@ def _duplicate_groups(index: DatasetIndex, fingerprint: str, cache_root: Path, t
     return [group_of.get(s.rel, f"alone:{s.rel}") for s in index.samples]
 
 
+def _patient_groups(index: DatasetIndex, fingerprint: str, cache_root: Path) -> list[str]:
+    """One group per sample: its patient family where brainbench's shipped map knows the image (by
+    content hash; `brainbench patients` made the map from figshare-cheng), else its near-duplicate
+    group among the unmatched images, at the threshold `brainbench patients` chooses (the lowest before
+    groups of different people chain together)."""
+    patients = shipped_patients(index)
+    train, test = audit_pictures(index, fingerprint, cache_root)
+    rels, sha256 = train.rels + test.rels, train.sha256 + test.sha256
+    pixels, labels = np.concatenate([train.pixels, test.pixels]), np.concatenate([train.labels, test.labels])
+    unmatched = [i for i, rel in enumerate(rels) if rel not in patients]
+    family_sizes = Counter(family for _, family in patients.values())
+    grouping = group_unmatched(pixels[unmatched], [sha256[i] for i in unmatched],
+                               [index.labels.names[labels[i]] for i in unmatched], max(family_sizes.values(), default=1))
+    group_of = {rel: f"patient:{family}" for rel, (_, family) in patients.items()}
+    group_of |= {rels[i]: f"dup{grouping.threshold:g}:{g}" for i, g in zip(unmatched, grouping.group)}
+    return [group_of.get(s.rel, f"alone:{s.rel}") for s in index.samples]
+
+
 def _groups(index: DatasetIndex, spec: ProtocolSpec, fingerprint: str, cache_root: Path,
             threshold: float) -> list[str] | None:
     by = resolve_groups(spec, index.declaration.group_column)
@@ -35,6 +63,8 @@ def _groups(index: DatasetIndex, spec: ProtocolSpec, fingerprint: str, cache_roo
         return None
     if by == DUPLICATE_GROUPS:
         return _duplicate_groups(index, fingerprint, cache_root, threshold)
+    if by == PATIENT_GROUPS:
+        return _patient_groups(index, fingerprint, cache_root)
     if by != index.declaration.group_column:
         raise DatasetError(f"protocol {spec.name!r} groups by {by!r}, but the dataset {index.root} declares "
                            f"{'no group column' if index.declaration.group_column is None else 'group column ' + repr(index.declaration.group_column)}")

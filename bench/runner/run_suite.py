@@ -7,8 +7,10 @@ fail every entry the same way.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import fnmatch
+import io
 import logging
 import time
 import traceback
@@ -209,6 +211,28 @@ def plan_rows(runs: list[SuiteRun], protocols: tuple[ProtocolSpec, ...], views_o
     return planned
 
 
+SPLITS_DIR = "splits"
+
+
+def write_split_files(out_dir: Path, index, views_of: dict[str, list[SplitView]]) -> None:
+    """splits/<protocol>.csv: where every image went (train or test; under k-fold, the fold that
+    tests it), so a split is a file others can reuse, not only a seed; the official one is the
+    dataset's own folders and needs none."""
+    for name, views in views_of.items():
+        if views[0].spec.kind == "official":
+            continue
+        part: dict[str, str] = {}
+        for view in views:
+            tested = "test" if view.fold.number is None else f"fold {view.fold.number}"
+            part |= {index.samples[p].rel: tested for p in view.fold.test}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "label", "group", "part"])
+        writer.writerows([s.rel, index.labels.names[s.label], (views[0].groups or {}).get(s.rel, ""),
+                          part.get(s.rel, "train")] for s in index.samples)
+        write_text_atomically(out_dir / SPLITS_DIR / f"{name}.csv", buffer.getvalue())
+
+
 def run_suite(suite: Suite, options: RunOptions) -> Path:
     runs = select_runs(suite, options.models)
     out_dir = results_dir(options.out_root, suite, options.device, options.data_dir, options.split)
@@ -220,6 +244,7 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     views_of = {spec.name: protocol_views(data.index, spec, data.fingerprint, data.cache_root,
                                           options.clean_threshold) for spec in protocols}
     planned = plan_rows(runs, protocols, views_of, evaluations)
+    write_split_files(out_dir, data.index, views_of)
     remove_stale_temporaries(out_dir / ROWS_DIR)  # rows half-written by a run killed with kill -9
     env = environment(options.device)
     run_ids = [p.run.run_id for p in planned]
