@@ -233,3 +233,20 @@ def test_a_reference_that_is_missing_or_has_no_patient_ids_is_one_line(folders, 
         assert words in message and str(bad.resolve()) in message and "\n" not in message
     with pytest.raises(OptionError, match="--threshold 1.5"):
         _run(data, data, tmp_path / "out", "--threshold", "1.5")
+
+
+def test_the_patient_protocol_keeps_every_patient_and_duplicate_group_on_one_side(tmp_path):
+    # The embedded mini dataset is a subset of the Kaggle set: the shipped map knows its tumour images.
+    from bench.data.discover import discover as discover_dataset
+    from bench.data.fingerprint import dataset_fingerprint
+    from bench.paths import EMBEDDED_DATASET
+    from bench.runner.protocol_views import protocol_views
+
+    index = discover_dataset(EMBEDDED_DATASET)
+    (view,) = protocol_views(index, index.declaration.protocol("patient"), dataset_fingerprint(index), tmp_path, 0.99)
+    group = [view.groups[s.rel] for s in index.samples]
+    assert sum(g.startswith("patient:") for g in group) > 100  # recovered patients, not only duplicates
+    train, test = {group[p] for p in view.fold.train}, {group[p] for p in view.fold.test}
+    assert not train & test and len(view.fold.test) > 0.15 * len(index.samples)
+    for label in range(len(index.labels)):
+        assert sum(index.samples[p].label == label for p in view.fold.test) >= 0.15 * len(view.fold.test)

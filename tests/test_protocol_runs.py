@@ -420,3 +420,16 @@ def test_split_clean_with_a_kfold_protocol_is_one_line(tmp_path, capsys):
     assert "Traceback" not in err and len(lines) == 1, err
     assert "--split clean" in lines[0] and "patient-wise, record-wise" in lines[0]
     assert not (tmp_path / "results").exists() and not (tmp_path / "store").exists()
+
+
+def test_a_non_official_split_is_written_as_a_file(cv):
+    # The split is a file others can reuse (image -> part), not only a seed.
+    import csv as csv_module
+    with open(cv.out / "splits" / "patient-wise.csv", newline="", encoding="utf-8") as handle:
+        parts = list(csv_module.DictReader(handle))
+    assert len(parts) == 60 and {p["part"] for p in parts} == {"fold 1", "fold 2", "fold 3"}
+    tested = {}
+    for run_id in ("knn.pixels@patient-wise,fold=1", "knn.pixels@patient-wise,fold=2", "knn.pixels@patient-wise,fold=3"):
+        with open(cv.out / "entries" / run_id / "test_predictions.csv", newline="", encoding="utf-8") as handle:
+            tested |= {row["path"]: "fold " + run_id[-1] for row in csv_module.DictReader(handle)}
+    assert {p["path"]: p["part"] for p in parts} == tested

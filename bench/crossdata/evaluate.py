@@ -75,7 +75,8 @@ class ExternalSets:
     set is labelled in it once, for all entries.
     """
 
-    def __init__(self, roots: list[Path], train: AuditSplit, threshold: float, model_labels: LabelSet):
+    def __init__(self, roots: list[Path], train: AuditSplit, threshold: float, model_labels: LabelSet,
+                 audited_against: str = ""):
         sets = [discover_external(root, model_labels) for root in roots]
         names = [s.name for s in sets]
         for name in set(names):
@@ -83,6 +84,8 @@ class ExternalSets:
                 raise DatasetError(f"two --external folders are both named {name!r}; rename one "
                                    "(the folder name names the leaderboard column)")
         self.audited = [audit_external(s, train, threshold) for s in sets]
+        # "" for the official training split; else what `train` is (every image, under other protocols)
+        self.audited_against = audited_against
         self._decoded: dict[tuple[str, Preprocessing], DecodedExternal] = {}
 
     def decoded(self, external: ExternalSet, prep: Preprocessing) -> DecodedExternal:
@@ -93,11 +96,13 @@ class ExternalSets:
         return self._decoded[key]
 
     def record(self) -> list[dict]:
-        return [a.record() for a in self.audited]
+        against = self.audited_against or "the official training split"
+        return [a.record() | {"audited_against": against} for a in self.audited]
 
     def key(self) -> str:
         """What decides external scores: which sets, with how many images (for row reuse)."""
-        return ",".join(f"{a.data.name}:{len(a.data.samples)}" for a in self.audited)
+        key = ",".join(f"{a.data.name}:{len(a.data.samples)}" for a in self.audited)
+        return key + (f"|against:{self.audited_against}" if self.audited_against else "")
 
 
 def _set_columns(model: torch.nn.Module, entry: ZooEntry, prep: Preprocessing, sets: ExternalSets,

@@ -110,7 +110,8 @@ def external_sections(rows: list[dict], results: dict) -> list[tuple[str, str, l
         name, prefix = info["name"], f"ext_{info['name']}_"
         note = (f"`{info['path']}`, {info['n_images']:,} images ({info['task']}; folders: "
                 + ", ".join(f"{k} {v}" for k, v in info["images_per_folder_class"].items())
-                + f"). Never trained on. Audit against the training split: {info['n_repeating_training_image']:,} "
+                + f"). Never trained on. Audit against {info.get('audited_against', 'the training split')}: "
+                  f"{info['n_repeating_training_image']:,} "
                   f"images ({pct(info['repeating_share'])} %) repeat a training image (similarity >= "
                   f"{info['overlap_threshold']:g}); the last column scores only the others.")
         if info.get("n_not_in_task"):

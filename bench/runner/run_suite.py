@@ -17,9 +17,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.audit.load import AuditSplit
 from bench.crossdata.evaluate import ExternalSets
 from bench.data.cache import DecodedDataset, Preprocessing, load_or_build
 from bench.data.dataset import LoadedDataset, SplitView, fold_view
@@ -171,15 +173,22 @@ def prepare_evaluation(data: DatasetViews, options: RunOptions,
     if any(p.kind == "official" for p in protocols):
         tqdm.write(f"leakage: matching test images against training (threshold {options.clean_threshold:g})")
         leakage = build_leakage_index(data.index, data.fingerprint, options.clean_threshold, data.cache_root)
-    external = None
+    external = {"official": None, "other": None}
     if options.external:
         tqdm.write(f"external sets: auditing {len(options.external)} folder(s) against training")
-        train_pictures, _ = audit_pictures(data.index, data.fingerprint, data.cache_root)
-        external = ExternalSets(list(options.external), train_pictures, options.clean_threshold, data.labels)
+        train, test = audit_pictures(data.index, data.fingerprint, data.cache_root)
+        # Under a protocol other than the official one any image of the dataset may be in training
+        # (a holdout or fold draws from both folders), so "new to training" is judged against all.
+        everything = AuditSplit("train", train.rels + test.rels, np.concatenate([train.labels, test.labels]),
+                                train.sha256 + test.sha256, np.concatenate([train.pixels, test.pixels]))
+        for kind, pictures, against in (("official", train, ""), ("other", everything, "every image")):
+            if any((p.kind == "official") == (kind == "official") for p in protocols):
+                external[kind] = ExternalSets(list(options.external), pictures, options.clean_threshold,
+                                              data.labels, against)
     if options.split == "clean":
         data.clean_split = leakage
-    return {p.name: Evaluation(options.split, leakage if p.kind == "official" else None, external)
-            for p in protocols}
+    return {p.name: Evaluation(options.split, leakage if p.kind == "official" else None,
+                               external["official" if p.kind == "official" else "other"]) for p in protocols}
 
 
 def evaluation_key(suite: Suite, evaluation: Evaluation) -> str:
