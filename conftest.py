@@ -119,3 +119,29 @@ def audit_dataset(tmp_path):
     # A within-split duplicate in training (re-encoded JPEG).
     Image.fromarray(train["pituitary", 0]).save(root / "Training/pituitary/tr_0_copy.jpg", quality=90)
     return root
+
+
+# The audit fixture declared with its own label set: another order, and "healthy" for the notumor
+# folders, so that a layer reading a global class list instead of the dataset's shows it.
+RENAMED_AUDIT_DECLARATION = '''
+name = "renamed"
+[labels]
+classes = ["pituitary", "meningioma", "healthy", "glioma"]
+no_tumor = "healthy"
+aliases = { notumor = "healthy" }
+[images]
+from = "folders"
+[[protocol]]
+name = "official"
+kind = "official"
+'''
+
+
+@pytest.fixture
+def relabel_audit_dataset(audit_dataset) -> Callable[[], Path]:
+    """Writes RENAMED_AUDIT_DECLARATION into the audit dataset when called (a test may use the
+    dataset under its default labels first)."""
+    def relabel() -> Path:
+        (audit_dataset / "brainbench-dataset.toml").write_text(RENAMED_AUDIT_DECLARATION)
+        return audit_dataset
+    return relabel

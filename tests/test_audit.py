@@ -93,23 +93,9 @@ def test_conflict_hidden_behind_a_nearer_same_label_copy_is_found(audit_dataset)
     assert len([c for c in conflicts if c[0] == "train-train"]) == 1
 
 
-RENAMED = '''
-name = "renamed"
-[labels]
-classes = ["pituitary", "meningioma", "healthy", "glioma"]
-no_tumor = "healthy"
-aliases = { notumor = "healthy" }
-[images]
-from = "folders"
-[[protocol]]
-name = "official"
-kind = "official"
-'''
-
-
-def test_matches_and_report_name_the_datasets_own_classes(audit_dataset, tmp_path):
+def test_matches_and_report_name_the_datasets_own_classes(audit_dataset, relabel_audit_dataset, tmp_path):
     # Another order and another name for notumor: labels must be read through the dataset's label set.
-    (audit_dataset / "brainbench-dataset.toml").write_text(RENAMED)
+    relabel_audit_dataset()
     result = run_audit(discover(audit_dataset))
     found = _by_file(result)
     assert (found["glioma/exact.png"].a_label, found["glioma/exact.png"].b_label) == ("glioma", "glioma")

@@ -94,28 +94,13 @@ def test_threshold_out_of_range_is_refused(audit_dataset, tmp_path):
         build_leakage_index(index, "fp", 1.5, tmp_path)
 
 
-# The audit fixture declared with its own label set: another order, and "healthy" for the notumor folders.
-RENAMED = '''
-name = "renamed"
-[labels]
-classes = ["pituitary", "meningioma", "healthy", "glioma"]
-no_tumor = "healthy"
-aliases = { notumor = "healthy" }
-[images]
-from = "folders"
-[[protocol]]
-name = "official"
-kind = "official"
-'''
-
-
-def test_leakage_index_names_classes_by_the_datasets_label_set(audit_dataset, tmp_path):
+def test_leakage_index_names_classes_by_the_datasets_label_set(audit_dataset, relabel_audit_dataset, tmp_path):
     import shutil
 
     default = discover(audit_dataset)
     fingerprint = dataset_fingerprint(default)
     build_leakage_index(default, fingerprint, 0.99, tmp_path / "kaggle")  # cached under the four Kaggle names
-    (audit_dataset / "brainbench-dataset.toml").write_text(RENAMED)
+    relabel_audit_dataset()
     renamed = discover(audit_dataset)
     assert dataset_fingerprint(renamed) != fingerprint  # relabelled: its caches are apart
     # Even were it cached under the same name, an index of another label set is not reused.

@@ -13,6 +13,7 @@ from collections import Counter
 
 from tabulate import tabulate
 
+from bench.commands.train import add_declaration_option
 from bench.data.declaration import shipped_declaration, shipped_names
 from bench.data.discover import discover
 from bench.data.fingerprint import dataset_fingerprint
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> None:
                     "With --data DIR: the declaration DIR is read with, its images per class, and the folds "
                     "of each protocol it offers.")
     parser.add_argument("--data", help="a dataset folder to inspect")
-    parser.add_argument("--declaration", metavar="NAME_OR_TOML", help="read --data with this declaration")
+    add_declaration_option(parser)
     parser.add_argument("--cache", help="cache folder (duplicate groups are found from the audit's pictures)")
     parser.set_defaults(run=run)
 

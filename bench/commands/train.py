@@ -28,6 +28,11 @@ def add_common_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
     parser.add_argument("--weights-dir", help="folder of ImageNet weight files placed by hand "
                                               "(default: $BRAINBENCH_WEIGHTS, then the libraries' caches)")
+    add_declaration_option(parser)
+
+
+def add_declaration_option(parser: argparse.ArgumentParser) -> None:
+    """--declaration, the same for every command that reads a dataset folder."""
     parser.add_argument("--declaration", metavar="NAME_OR_TOML",
                         help="the dataset's declaration (label set, files, protocols): a shipped name such as "
                              "brain-tumor-44c-44classes, or a TOML file (default: the folder's "
