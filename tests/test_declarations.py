@@ -136,6 +136,25 @@ def test_published_results_must_name_a_declared_protocol(tmp_path):
     assert fixed.published[0].accuracy == 90.5 and fixed.published[0].note == ""
 
 
+@pytest.mark.parametrize("ranking, message", [
+    ('protocols = ["kfold"]', "[ranking] names protocol 'kfold', which is not declared (declared: holdout)"),
+    ('protocols = ["holdout", "holdout"]', "[ranking] names protocol 'holdout' twice"),
+    ('protocols = []', "[ranking] protocols must name at least one declared protocol"),
+    ('protocols = ["holdout"]\nby = "x"', "unknown key 'by'"),
+])
+def test_a_ranking_must_name_declared_protocols_once(tmp_path, ranking, message):
+    path = write(tmp_path / "d.toml", FOLDERS + f"[ranking]\n{ranking}\n")
+    with pytest.raises(DatasetError, match=re.escape(str(path))) as raised:
+        load_declaration(path)
+    assert message in str(raised.value)
+
+
+def test_the_kaggle_declaration_ranks_by_the_patient_split_with_the_official_beside_it():
+    kaggle = shipped_declaration("brain-tumor-mri")
+    assert kaggle.ranking == ("patient", "official") and "shares patients" in kaggle.ranking_why
+    assert kaggle.protocol("patient").min_test_share == 0.15
+
+
 def test_a_protocol_can_only_read_the_declared_fold_column(tmp_path):
     path = write(tmp_path / "d.toml", METADATA.replace('fold_column = "fold"\n\n', 'fold_column = "other"\n\n')
                  .replace('kind = "kfold"\nfold_column = "fold"', 'kind = "kfold"\nfold_column = "other"'))

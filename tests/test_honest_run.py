@@ -45,7 +45,7 @@ def yes_no(embedded_dataset, tmp_path):
 def _options(tmp_path, embedded_dataset, **extra) -> RunOptions:
     return RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
                       store=CheckpointStore(tmp_path / "store"), device=torch.device("cpu"),
-                      cache_dir=tmp_path / "cache", **extra)
+                      cache_dir=tmp_path / "cache", **({"official_only": True} | extra))
 
 
 def _binary_accuracy_from_predictions(path) -> float:

@@ -83,7 +83,8 @@ def test_a_row_whose_checkpoint_is_gone_is_computed_again(tmp_path, embedded_dat
     suite_file = tmp_path / "one.toml"
     suite_file.write_text('entries = ["cnn0.scratch"]\nmeasure = ["metrics"]\n[recipe]\ninput_size = 32\nepochs = 1\n')
     options = RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
-                         store=CheckpointStore(tmp_path / "store"), device=CPU, cache_dir=tmp_path / "cache")
+                         store=CheckpointStore(tmp_path / "store"), device=CPU, cache_dir=tmp_path / "cache",
+                         official_only=True)
     out = run_suite(load_suite(str(suite_file)), options)
     [manifest] = (tmp_path / "store" / "cnn0.scratch").glob(f"*/{MANIFEST}")
     manifest.unlink()

@@ -70,7 +70,7 @@ def test_imported_model_scores_like_the_original(fmt, base_model, tmp_path, embe
     suite_file.write_text('entries = []\nimported = ["mynet.toml"]\n')
     options = RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
                          store=CheckpointStore(tmp_path / "store"), device=torch.device("cpu"),
-                         cache_dir=tmp_path / "cache")
+                         cache_dir=tmp_path / "cache", official_only=True)
     out = run_suite(load_suite(str(suite_file)), options)
     row = json.loads((out / "results.json").read_text())["rows"][0]
     assert row["entry"] == "mynet.imported" and row["status"] == "ok", row.get("error")

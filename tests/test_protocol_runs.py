@@ -30,7 +30,7 @@ from bench.data.fingerprint import dataset_fingerprint
 from bench.data.splits import stratified_split
 from bench.errors import CheckpointError
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
-from bench.runner.protocol_views import protocol_views
+from bench.runner.protocol_views import default_protocols, protocol_views
 from bench.train.store import MANIFEST
 from bench.train.train_or_load import check_classes
 
@@ -390,13 +390,16 @@ def test_train_one_fold_of_a_protocol_and_a_fold_it_lacks(cv, tmp_path, capsys):
     assert "--fold 9" in lines[0] and "record-wise has 3 fold(s)" in lines[0]
 
 
-def test_a_flat_folder_runs_under_the_default_holdout_split(tmp_path, make_dataset):
+def test_a_flat_folder_runs_under_a_holdout_split(tmp_path, make_dataset):
+    # A flat copy has no official split; its default is the patient split (next test), and these
+    # generated pictures are too alike for near-duplicate groups, so this run names the plain holdout.
     classes = ("glioma", "meningioma", "notumor", "pituitary")
     data = make_dataset({name: 5 for name in classes}, size=24)
     suite = tmp_path / "flat.toml"
     suite.write_text('entries = ["knn.pixels"]\nmeasure = ["metrics"]\n[recipe]\ninput_size = 32\n')
     assert main(["run", "--suite", str(suite), "--data", str(data), "--out", str(tmp_path / "results"),
-                 "--store", str(tmp_path / "store"), "--cache", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+                 "--store", str(tmp_path / "store"), "--cache", str(tmp_path / "cache"), "--device", "cpu",
+                 "--protocol", "holdout"]) == 0
     [out] = (tmp_path / "results" / "flat").iterdir()
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"]["declaration"]["name"] == "brain-tumor-mri" and results["dataset"]["layout"] == "flat"
@@ -433,3 +436,42 @@ def test_a_non_official_split_is_written_as_a_file(cv):
         with open(cv.out / "entries" / run_id / "test_predictions.csv", newline="", encoding="utf-8") as handle:
             tested |= {row["path"]: "fold " + run_id[-1] for row in csv_module.DictReader(handle)}
     assert {p["path"]: p["part"] for p in parts} == tested
+
+
+# --- the default protocols and --split -------------------------------------------------------------
+
+def test_the_default_protocols_follow_the_declarations_ranking(tmp_path, embedded_dataset, make_dataset):
+    # The Kaggle declaration ranks by the patient split with the official beside it; a flat copy has
+    # no official split, so only the patient one applies; a dataset without [ranking] runs its first.
+    assert default_protocols(discover(embedded_dataset)) == ("patient", "official")
+    flat = make_dataset({name: 3 for name in ("glioma", "meningioma", "notumor", "pituitary")}, name="flat")
+    assert default_protocols(discover(flat)) == ("patient",)
+    assert default_protocols(discover(write_cv_dataset(tmp_path / "cv"))) == ("patient-wise",)
+
+
+def test_computed_groups_put_the_split_they_made_into_the_key(tmp_path, embedded_dataset):
+    # Patient and duplicate groups are computed, not read from a fingerprinted column: the key names
+    # which image went where, so a new patient map never reuses a model trained on today's test side.
+    index = discover(embedded_dataset)
+    fingerprint, cache = dataset_fingerprint(index), tmp_path / "cache"
+    [patient] = protocol_views(index, index.declaration.protocol("patient"), fingerprint, cache,
+                               DEFAULT_CLEAN_THRESHOLD)
+    assert re.fullmatch(r"holdout-[0-9a-f]{10}-m[0-9a-f]{10}", patient.key())
+    assert replace(patient, membership="0" * 10).key() != patient.key()
+    [official] = protocol_views(index, index.declaration.protocol("official"), fingerprint, cache,
+                                DEFAULT_CLEAN_THRESHOLD)
+    assert official.key() == "" and official.membership == ""
+    cv = discover(write_cv_dataset(tmp_path / "cv"))
+    column = protocol_views(cv, cv.declaration.protocol("patient-wise"), dataset_fingerprint(cv), cache,
+                            DEFAULT_CLEAN_THRESHOLD)
+    assert all(view.membership == "" for view in column)  # the pid column is part of the fingerprint
+
+
+def test_split_official_with_another_protocol_is_one_line(tmp_path, embedded_dataset, capsys):
+    (tmp_path / "s.toml").write_text('entries = ["knn.pixels"]\n')
+    assert main(["run", "--suite", str(tmp_path / "s.toml"), "--data", str(embedded_dataset), "--split", "official",
+                 "--protocol", "patient", "--out", str(tmp_path / "results"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "brainbench: error: --split official runs the official protocol alone, but --protocol names 'patient'" in err
+    assert not (tmp_path / "results").exists()

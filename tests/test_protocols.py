@@ -123,6 +123,24 @@ def test_holdout_with_a_single_group_class_errors():
         make_folds(spec(kind="holdout"), LABELS, CLASSES, groups=groups, where="d.toml")
 
 
+def test_a_test_side_under_the_class_floor_is_refused_naming_the_class():
+    # 16 glioma, 2 meningioma, 2 pituitary images: a stratified 20 % test side holds 3 glioma and
+    # one of each other class, 20 % each; a floor of 25 % refuses it, one of 15 % lets it run.
+    labels = [0] * 16 + [1] * 2 + [2] * 2
+    [fold] = make_folds(spec(kind="holdout", min_test_share=0.15), labels, CLASSES)
+    assert Counter(labels[i] for i in fold.test) == {0: 3, 1: 1, 2: 1}
+    with pytest.raises(DatasetError, match=r"^d.toml: class 'meningioma' is 20.0 % of the test side of the holdout "
+                                           r"holdout \(seed 0\), under the protocol's floor min_test_share = 0.25"):
+        make_folds(spec(kind="holdout", min_test_share=0.25), labels, CLASSES, where="d.toml")
+
+
+def test_the_class_floor_checks_every_fold_and_does_not_change_the_key():
+    floored = spec(kind="kfold", name="cheng", fold_column="cheng_fold", min_test_share=0.34)
+    assert floored.key() == cheng_like().key()  # a check on the split, not part of what decides it
+    with pytest.raises(DatasetError, match=r"is \d+\.\d % of the test side of fold \d of cheng_fold"):
+        make_folds(floored, LABELS, CLASSES, groups=PATIENTS, fold_values=FOLD_VALUES)
+
+
 # --- kfold from a fold column ---------------------------------------------------------------------
 
 def cheng_like(**extra) -> ProtocolSpec:
@@ -248,6 +266,8 @@ def test_resolve_groups():
     ({"kind": "kfold", "folds": 1}, "folds must be between 2 and 50, got 1"),
     ({"kind": "kfold", "folds": 51}, "folds must be between 2 and 50, got 51"),
     ({"kind": "shuffle"}, "kind must be one of official, holdout, kfold, got 'shuffle'"),
+    ({"kind": "holdout", "min_test_share": 1.5}, "min_test_share must be between 0 and 1, got 1.5"),
+    ({"kind": "official", "min_test_share": 0.15}, "min_test_share checks a drawn test side"),
 ])
 def test_parse_protocol_errors_name_where_and_value(table, message):
     with pytest.raises(DatasetError, match="^suite.toml \\[protocols.x\\]: ") as raised:

@@ -1,5 +1,6 @@
 """End to end: a small suite on the embedded dataset, its files, resume, and a failing entry."""
 
+import dataclasses
 import json
 
 import pytest
@@ -32,11 +33,13 @@ def suite(tmp_path):
 def options(tmp_path, embedded_dataset):
     return RunOptions(data_dir=embedded_dataset, out_root=tmp_path / "results",
                       store=CheckpointStore(tmp_path / "store"), device=torch.device("cpu"),
-                      cache_dir=tmp_path / "cache")
+                      cache_dir=tmp_path / "cache", official_only=True)  # --split official: the published protocol
 
 
 @pytest.mark.slow
 def test_suite_runs_writes_rows_and_resumes(suite, options, capsys):
+    # The default: the Kaggle declaration's [ranking], the patient split ranking, the official beside it.
+    options = dataclasses.replace(options, official_only=False)
     out = run_suite(suite, options)
     assert out == options.out_root / "tiny" / "cpu-fp32-mini"  # the embedded dataset never overwrites real results
     results = json.loads((out / "results.json").read_text())
@@ -47,7 +50,12 @@ def test_suite_runs_writes_rows_and_resumes(suite, options, capsys):
         assert (out / report_file).is_file(), report_file
     leaderboard = (out / "leaderboard.md").read_text()
     assert "cnn0.scratch" in leaderboard and "not run" in leaderboard and "bcffbb9c58bbffe2" in leaderboard
-    assert set(rows) == {"cnn0.scratch", "cnn3.scratch"}
+    assert set(rows) == {"cnn0.scratch", "cnn3.scratch", "cnn0.scratch@patient", "cnn3.scratch@patient"}
+    assert [p["name"] for p in results["protocols"]] == ["patient", "official"]
+    assert rows["cnn0.scratch@patient"]["protocol"] == "patient" and rows["cnn0.scratch@patient"]["status"] == "ok"
+    header = leaderboard.split("## Where these numbers come from")[0]
+    assert "**Ranked by the `patient`: holdout split (20 % test)" in header and "Why: The official Testing/" in header
+    assert "every class at least 15 %, the protocol's floor" in header and "Beside it, the official split:" in header
 
     ok = rows["cnn0.scratch"]
     assert ok["status"] == "ok" and ok["error"] is None

@@ -32,10 +32,15 @@ class SplitView:
     spec: ProtocolSpec
     fold: Fold
     groups: dict[str, str] | None = None  # rel -> group (patient, duplicate group); None: images alone
+    # Set where the groups were computed from the images (patients, duplicates) rather than read from
+    # a column the fingerprint covers: a digest of which image went where in which group, so that a
+    # new patient map or matching rule makes a new key instead of reusing a model that saw test images.
+    membership: str = ""
 
     def key(self) -> str:
         """The data-key suffix: "" for the official protocol, so its checkpoints keep their keys."""
-        return self.fold.key(self.spec.key())
+        key = self.fold.key(self.spec.key())
+        return f"{key}-m{self.membership}" if key and self.membership else key
 
     def record(self) -> dict:
         return {"protocol": self.spec.record(), "fold": self.fold.number, "n_folds": self.fold.n_folds,

@@ -42,7 +42,8 @@ TASKS = ("classification", "segmentation")
 IMAGE_SOURCES = ("folders", "metadata")
 UNMAPPED_CHOICES = ("error", "skip")
 
-TOP_KEYS = {"name", "description", "task", "labels", "images", "recognise", "protocol", "published"}
+TOP_KEYS = {"name", "description", "task", "labels", "images", "recognise", "protocol", "ranking", "published"}
+RANKING_KEYS = {"protocols", "why"}
 LABEL_KEYS = {"classes", "no_tumor", "aliases", "coarse"}
 METADATA_KEYS = {"table", "path_column", "label_column", "group_column", "mask_column", "fold_column"}
 FOLDER_KEYS = {"folder_pattern", "label", "skip_folders", "unmapped"}
@@ -94,6 +95,10 @@ class Declaration:
     fold_column: str | None = None
     mask_column: str | None = None
     protocols: tuple[ProtocolSpec, ...]
+    # [ranking]: the protocols a run applies when neither the suite nor --protocol names any, the
+    # first ranking and the others beside it; empty: the first declared protocol that applies.
+    ranking: tuple[str, ...] = ()
+    ranking_why: str = ""  # why the first of them ranks: the leaderboard's first lines say it
     published: tuple[Published, ...] = ()
     recognise: Recognise | None = None
 
@@ -131,6 +136,7 @@ class Declaration:
             "name": self.name, "file": self.file_record(), "task": self.task,
             "key": self.key(), "labels": self.labels.record(), "images_from": self.images_from,
             "protocols": [spec.record() for spec in self.protocols],
+            "ranking": list(self.ranking), "ranking_why": self.ranking_why,
             "group_column": self.group_column, "fold_column": self.fold_column, "mask_column": self.mask_column,
         }
 
@@ -355,7 +361,23 @@ class _Parser:
         fields["recognise"] = self.recognise(data["recognise"], fields) if "recognise" in data else None
         fields["protocols"] = self.protocols(data.get("protocol"), fields)
         fields["published"] = self.published(data.get("published", []), fields["protocols"])
+        if "ranking" in data:
+            fields["ranking"], fields["ranking_why"] = self.ranking(data["ranking"], fields["protocols"])
         return Declaration(**fields)
+
+    def ranking(self, table: object, protocols: tuple[ProtocolSpec, ...]) -> tuple[tuple[str, ...], str]:
+        table = self.keys(table, RANKING_KEYS, "[ranking]")
+        names = self.strings(table, "protocols", "[ranking]")
+        declared = [spec.name for spec in protocols]
+        if not names:
+            raise self.fail("[ranking] protocols must name at least one declared protocol")
+        for name in names:
+            if name not in declared:
+                raise self.fail(f"[ranking] names protocol {name!r}, which is not declared "
+                                f"(declared: {', '.join(declared)})")
+            if names.count(name) > 1:
+                raise self.fail(f"[ranking] names protocol {name!r} twice")
+        return names, self.string(table, "why", "[ranking]") or ""
 
     def labels(self, table: object) -> LabelSet:
         table = self.keys(table, LABEL_KEYS, "[labels]")

@@ -30,7 +30,10 @@ DUPLICATE_GROUPS = "duplicates"
 # The patients brainbench recovered for the Kaggle set (bench/patients), near-duplicate groups for the rest.
 PATIENT_GROUPS = "patients"
 DERIVED_GROUPS = (DUPLICATE_GROUPS, PATIENT_GROUPS)  # groups found from the images, not read from a column
-PROTOCOL_KEYS = {"name", "kind", "test_fraction", "folds", "fold_column", "groups", "seed", "description"}
+PROTOCOL_KEYS = {"name", "kind", "test_fraction", "folds", "fold_column", "groups", "seed", "min_test_share",
+                 "description"}
+# What the protocol's key leaves out: names and words, and checks on a split that do not change it.
+NOT_DECISIVE = ("name", "description", "min_test_share")
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,14 @@ class ProtocolSpec:
     fold_column: str | None = None  # kfold from the metadata: the column holding each image's fold
     groups: str | None = None  # a column, "duplicates", "none"; None: the dataset's group column
     seed: int = 0  # holdout and drawn folds
+    # Every class must be at least this share of each test side (holdout and kfold); a split that
+    # misses it is refused, not run: a class with a handful of test images cannot be ranked on.
+    min_test_share: float | None = None
     description: str = ""
 
     def key(self) -> str:
-        """What decides the split (the name and description do not)."""
-        decisive = {k: v for k, v in asdict(self).items() if k not in ("name", "description")}
+        """What decides the split (the name, the description and the floor check do not)."""
+        decisive = {k: v for k, v in asdict(self).items() if k not in NOT_DECISIVE}
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
 
     def record(self) -> dict:
@@ -75,6 +81,7 @@ def parse_protocol(table: dict, where: str) -> ProtocolSpec:
                         fold_column=_string(table, "fold_column", where),
                         groups=_string(table, "groups", where),
                         seed=_integer(table, "seed", 0, where),
+                        min_test_share=_number(table, "min_test_share", None, where),
                         description=_string(table, "description", where) or "")
     _check_combination(spec, where)
     return spec
@@ -85,6 +92,11 @@ def _check_combination(spec: ProtocolSpec, where: str) -> None:
         raise DatasetError(f"{where}: test_fraction must be between 0 and 1, got {spec.test_fraction}")
     if spec.seed < 0:
         raise DatasetError(f"{where}: seed must be 0 or more, got {spec.seed}")
+    if spec.min_test_share is not None:
+        if spec.kind == "official":
+            raise DatasetError(f"{where}: min_test_share checks a drawn test side; the official one is the dataset's")
+        if not 0.0 < spec.min_test_share < 1.0:
+            raise DatasetError(f"{where}: min_test_share must be between 0 and 1, got {spec.min_test_share}")
     if spec.kind == "kfold":
         if (spec.folds is None) == (spec.fold_column is None):
             raise DatasetError(f"{where}: a kfold protocol needs either folds = K or fold_column = \"...\", "
@@ -97,8 +109,10 @@ def _check_combination(spec: ProtocolSpec, where: str) -> None:
         raise DatasetError(f"{where}: the official protocol uses the dataset's own folders; groups do not apply")
 
 
-def _number(table: dict, key: str, default: float, where: str) -> float:
+def _number(table: dict, key: str, default: float | None, where: str) -> float | None:
     value = table.get(key, default)
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DatasetError(f"{where}: {key} must be a number, got {value!r}")
     return float(value)
@@ -267,7 +281,28 @@ def _holdout_fold(spec: ProtocolSpec, pool: _Pool) -> Fold:
         label, side = missing
         raise DatasetError(f"{pool.where}: class {pool.name(label)!r} has {pool.count(label)} {pool.unit}, "
                            f"so the {spec.name} holdout leaves its {side} side without one")
+    _check_test_shares(spec, pool, test, f"the {spec.name} holdout (seed {spec.seed})")
     return _fold(spec, None, None, train, test)
+
+
+def class_shares(labels: Sequence[int], class_names: Sequence[str]) -> dict[str, float]:
+    """Each class's share of a side, as a fraction; what a protocol's floor is checked against."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    total = max(1, int(counts.sum()))
+    return {name: int(n) / total for name, n in zip(class_names, counts.tolist())}
+
+
+def _check_test_shares(spec: ProtocolSpec, pool: _Pool, test: Sequence[int], what: str) -> None:
+    if spec.min_test_share is None:
+        return
+    shares = class_shares(pool.labels[np.asarray(test, dtype=np.int64)], pool.class_names)
+    present = {pool.name(label) for label in pool.classes()}
+    short = [(name, share) for name, share in shares.items() if name in present and share < spec.min_test_share]
+    if short:
+        name, share = min(short, key=lambda item: item[1])
+        raise DatasetError(f"{pool.where}: class {name!r} is {100 * share:.1f} % of the test side of {what}, under "
+                           f"the protocol's floor min_test_share = {spec.min_test_share:g}; try another seed or "
+                           "test_fraction, or lower the floor")
 
 
 def _column_folds(spec: ProtocolSpec, pool: _Pool, fold_values: Sequence[int] | None) -> list[Fold]:
@@ -291,6 +326,7 @@ def _column_folds(spec: ProtocolSpec, pool: _Pool, fold_values: Sequence[int] | 
         in_fold = values == value
         train, test = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
         _check_column_fold(pool, train, test, _fold_name(number, value, column))
+        _check_test_shares(spec, pool, test, _fold_name(number, value, column))
         folds.append(_fold(spec, number, len(distinct), train, test))
     return folds
 
@@ -341,6 +377,7 @@ def _drawn_folds(spec: ProtocolSpec, pool: _Pool) -> list[Fold]:
     folds = []
     for number, (train, test) in enumerate(splitter.split(pool.labels, pool.labels, pool.groups), start=1):
         _check_drawn_fold(spec, pool, train, test, number)
+        _check_test_shares(spec, pool, test, f"fold {number} of {spec.name} (seed {spec.seed})")
         folds.append(_fold(spec, number, n_folds, train, test))
     return folds
 

@@ -43,6 +43,13 @@ def _same_bytes_pairs(sha256: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return kept[:, 0], kept[:, 1]
 
 
+def linked_pairs(pixels: np.ndarray, sha256: list[str], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of pictures that are copies: similarity >= threshold (any orientation) or same bytes."""
+    a1, b1 = _similar_pairs(pixels, threshold)
+    a2, b2 = _same_bytes_pairs(sha256)
+    return np.concatenate([a1, a2]), np.concatenate([b1, b2])
+
+
 def duplicate_groups(pixels: np.ndarray, sha256: list[str], threshold: float) -> np.ndarray:
     """(N,) group id per picture; pictures with no duplicate are groups of one."""
     if not 0.0 < threshold <= 1.0:
@@ -50,9 +57,7 @@ def duplicate_groups(pixels: np.ndarray, sha256: list[str], threshold: float) ->
     n = len(pixels)
     if n == 0:
         return np.zeros(0, np.int64)
-    a1, b1 = _similar_pairs(pixels, threshold)
-    a2, b2 = _same_bytes_pairs(sha256)
-    a, b = np.concatenate([a1, a2]), np.concatenate([b1, b2])
+    a, b = linked_pairs(pixels, sha256, threshold)
     graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)

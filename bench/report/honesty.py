@@ -23,11 +23,9 @@ def header_paragraph(results: dict, rows: list[dict]) -> str:
     memorization reference: the first thing a reader must know before reading a number."""
     leakage = results.get("leakage")
     split = results.get("split", "official")
-    if not leakage and results.get("protocols"):
-        return (f"**Ranking protocol: {protocol_title(protocol_records(results)[0])}.** This results file has no "
-                "leakage analysis, so how many test images repeat a training image (a near-identical picture, "
-                "a neighbouring slice) is not known here; a protocol that keeps patients or duplicate groups "
-                "whole is the guard against it.")
+    records = protocol_records(results)
+    if results.get("protocols") and records[0].get("kind") != "official":
+        return _protocol_header(results, records, rows)
     if not leakage:
         return ("These are official-split numbers without a leakage analysis (an older results file): "
                 "the test split may repeat training images. Rerun the suite to add it.")
@@ -57,6 +55,57 @@ def header_paragraph(results: dict, rows: list[dict]) -> str:
     return " ".join(text)
 
 
+def _protocol_header(results: dict, records: list[dict], rows: list[dict]) -> str:
+    """The header of a leaderboard ranked by a protocol other than the official split: which split
+    ranks and why, its test side's class balance, and what the official split beside it leaks."""
+    first = records[0]
+    text = [f"**Ranked by the {protocol_title(first)}.**"]
+    if results.get("ranking_why"):
+        text.append(f"Why: {results['ranking_why']}")
+    text.append(_balance_text(first))
+    leakage = results.get("leakage")
+    official = next((r for r in records if r.get("kind") == "official"), None)
+    if leakage and official is not None:
+        text.append(f"Beside it, the official split: {leakage['n_test_duplicated']:,} of {leakage['n_test']:,} "
+                    f"official test images ({pct(leakage['test_duplicated_share'])} %) repeat a training image "
+                    f"(similarity >= {leakage['threshold']:g}, any orientation), so official accuracy partly "
+                    "measures memory.")
+    elif official is None:
+        text.append("A protocol that keeps patients or duplicate groups whole is the guard against test images "
+                    "that repeat training ones; this results file has no official split to compare with.")
+    # One fold of a cross-validation is not its score; the reference is quoted for single splits only.
+    references = {r.get("protocol") or first["name"]: r for r in rows
+                  if is_ok(r) and r.get("zoo_entry", r["entry"]) == MEMORY_REFERENCE and r.get("fold") is None}
+    if first["name"] in references:
+        scores = [f"{_accuracy(references[first['name']])} here"]
+        if official is not None and official["name"] in references:
+            scores.append(f"{_accuracy(references[official['name']])} on the official split")
+        text.append(f"`{MEMORY_REFERENCE}`, a nearest neighbour on raw pixels that learns nothing, scores "
+                    f"{' and '.join(scores)}.")
+    return " ".join(text)
+
+
+def _accuracy(row: dict) -> str:
+    return pct_interval(row.get("test_acc"), row.get("test_acc_ci95"))
+
+
+def _balance_text(record: dict) -> str:
+    """The test side's size and class shares (k-fold: the range over folds), and the floor checked."""
+    balance = [b for b in record.get("test_balance") or [] if b.get("n_test")]
+    if not balance:
+        return ""
+    floor = record.get("min_test_share")
+    floor_text = "" if missing(floor) else f"; every class at least {pct(floor, 0)} %, the protocol's floor"
+    if len(balance) == 1:
+        n, per_class = balance[0]["n_test"], balance[0]["per_class"]
+        shares = ", ".join(f"{name} {100 * k / n:.1f} %" for name, k in per_class.items())
+        return f"Its test side: {n:,} images ({shares}{floor_text})."
+    smallest = min(min(b["per_class"].values()) / b["n_test"] for b in balance)
+    sizes = [b["n_test"] for b in balance]
+    return (f"Its {len(balance)} test folds hold {min(sizes):,} to {max(sizes):,} images; the smallest class share "
+            f"of any fold is {100 * smallest:.1f} %{floor_text}.")
+
+
 def clean_balance_table(results: dict) -> tuple[list[str], list[list[str]]]:
     """Images per class in the official and clean test splits: the clean split is not balanced."""
     leakage = results["leakage"]
@@ -78,7 +127,9 @@ def clean_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     headers = ["entry", "official acc [95 % CI]", "clean acc [95 % CI]", "clean balanced acc [95 % CI]",
                "clean macro-F1", "drop (points)"]
     body = []
-    for row in filter(is_ok, rows):
+    for row in rows:
+        if not is_ok(row) or "clean_acc" not in row:  # rows of another protocol have no clean subset
+            continue
         official, clean = row.get("test_acc"), row.get("clean_acc")
         drop = NA if missing(official) or missing(clean) else f"{100 * (official - clean):.1f}"
         body.append([row["entry"], pct_interval(official, row.get("test_acc_ci95")),

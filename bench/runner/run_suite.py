@@ -30,7 +30,7 @@ from bench.data.fingerprint import dataset_fingerprint
 from bench.data.labels import LabelSet
 from bench.data.protocols import NO_GROUPS, ProtocolSpec, resolve_groups
 from bench.environment import environment
-from bench.errors import BrainbenchError, CheckpointError
+from bench.errors import BrainbenchError, CheckpointError, DatasetError
 from bench.identity import ResultIdentity, same_result, training_identity
 from bench.io import remove_stale_temporaries, write_text_atomically
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD, LeakageIndex, build_leakage_index
@@ -39,7 +39,7 @@ from bench.paths import EMBEDDED_DATASET, decoded_cache_dir
 from bench.report import RESULTS_JSON, write_report
 from bench.runner.entry_pipeline import ENTRIES_DIR, Evaluation, identity_columns, run_entry
 from bench.runner.machine import machine_tag
-from bench.runner.protocol_views import choose_protocols, group_overlap, protocol_views
+from bench.runner.protocol_views import choose_protocols, group_overlap, protocol_views, test_balance
 from bench.runner.rows import ROWS_DIR, dump_json, read_row, write_row
 from bench.runner.significance import compare_with_top, ranked_units
 from bench.suites import Suite, SuiteRun
@@ -59,6 +59,7 @@ class RunOptions:
     models: str | None = None  # comma-separated names or patterns selecting suite entries
     fresh: bool = False
     split: str = "official"  # "clean": validation keeps duplicate groups whole; ranked on clean test images
+    official_only: bool = False  # --split given: the official protocol alone, not the dataset's ranking ones
     clean_threshold: float = DEFAULT_CLEAN_THRESHOLD  # similarity at which two images are one picture
     external: tuple[Path, ...] = ()  # other dataset folders every entry is scored on, untrained
     nproc: int = 1  # >1: each entry trains in that many torchrun processes (DDP); same checkpoint keys
@@ -247,7 +248,7 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     out_dir = results_dir(options.out_root, suite, options.device, options.data_dir, options.split)
     # Dataset errors surface here, before training: the declaration, the folds, the leakage index.
     data = DatasetViews(options.data_dir, options.cache_dir, options.declaration)
-    protocols = choose_protocols(data.index, options.protocols or suite.protocols, options.folds,
+    protocols = choose_protocols(data.index, _protocol_names(data.index, suite, options), options.folds,
                                  options.groups)
     evaluations = prepare_evaluation(data, options, protocols)
     views_of = {spec.name: protocol_views(data.index, spec, data.fingerprint, data.cache_root,
@@ -260,7 +261,10 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     context = ResultsContext(suite, options.device, env, protocols, evaluations, run_ids, data.labels.record(),
                              [dataclasses.asdict(p) for p in data.index.declaration.published],
                              data.index.declaration.group_column,
-                             {name: group_overlap(data.index, views) for name, views in views_of.items()})
+                             {name: group_overlap(data.index, views) for name, views in views_of.items()},
+                             {name: test_balance(data.index, views) for name, views in views_of.items()},
+                             data.index.declaration.ranking_why if not options.protocols and not suite.protocols
+                             else "")
     for number, item in enumerate(planned, 1):
         run, view, evaluation = item.run, item.view, item.evaluation
         label = f"[{number}/{len(planned)}] {run.run_id}"
@@ -297,6 +301,17 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     return out_dir
 
 
+def _protocol_names(index, suite: Suite, options: RunOptions) -> tuple[str, ...]:
+    """--protocol's names, else --split's official protocol, else the suite's (empty: the dataset's default)."""
+    if options.protocols or not options.official_only:
+        return options.protocols or suite.protocols
+    if not index.has_official_split:
+        offered = ", ".join(p.name for p in index.declaration.protocols)
+        raise DatasetError(f"--split {options.split} runs the official Training/Testing split, but {index.root} has "
+                           f"none; its protocols are {offered} (choose one with --protocol)")
+    return ("official",)
+
+
 def _checkpoint_verifies(run: SuiteRun, identity: ResultIdentity, store: CheckpointStore) -> bool:
     """A row stands for its checkpoint: reusable only while that still loads and verifies
     (an interrupted --fresh retraining, for one, removes the manifest before it trains)."""
@@ -329,12 +344,15 @@ class ResultsContext:
     published: list[dict]  # the declaration's published results, printed beside ours
     group_column: str | None = None  # the dataset's: what a protocol without its own groups keeps whole
     overlap: dict = dataclasses.field(default_factory=dict)  # protocol name -> protocol_views.group_overlap
+    balance: dict = dataclasses.field(default_factory=dict)  # protocol name -> protocol_views.test_balance
+    ranking_why: str = ""  # the declaration's reason for its ranking protocol, when the run used its default
 
     def protocol_records(self) -> list[dict]:
         """Each protocol as run, its groups resolved (a column, "duplicates" or "none"), so the
         report can name what was kept whole, and how many test-side groups it shared with training."""
         return [p.record() | {"groups": resolve_groups(p, self.group_column) or NO_GROUPS,
-                              "group_column": self.group_column, "group_overlap": self.overlap.get(p.name)}
+                              "group_column": self.group_column, "group_overlap": self.overlap.get(p.name),
+                              "test_balance": self.balance.get(p.name)}
                 for p in self.protocols]
 
 
@@ -348,12 +366,16 @@ def write_results(out_dir: Path, context: ResultsContext, dataset: dict) -> Path
             and (row.get("status") == "damaged" or row.get("dataset_fingerprint") == dataset["fingerprint"])]
     first = context.protocols[0]
     evaluation = context.evaluations[first.name]
-    leakage = evaluation.leakage
+    # The official protocol's leakage analysis, also when another protocol ranks: how much the
+    # official test split repeats training is the reason the other one ranks.
+    leakage = next((context.evaluations[p.name].leakage for p in context.protocols
+                    if context.evaluations[p.name].leakage is not None), None)
     rank_key = "clean_acc" if evaluation.split == "clean" else "test_acc"
     results = {"suite": context.suite.record(), "machine_tag": machine_tag(context.device),
                "environment": context.env, "dataset": dataset, "split": evaluation.split, "rank_key": rank_key,
                "class_names": list(context.labels["names"]), "labels": context.labels,
-               "protocols": context.protocol_records(), "published": context.published,
+               "protocols": context.protocol_records(), "ranking_why": context.ranking_why,
+               "published": context.published,
                "leakage": leakage.record() if leakage else None,
                "external_datasets": evaluation.external.record() if evaluation.external else [],
                "rows": rows}
