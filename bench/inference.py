@@ -129,10 +129,12 @@ class LoadedModel:
         """One line telling the user which checkpoint answers: folder, data, quality, age."""
         m, prep = self.manifest, self.preprocessing
         crop = ", cropped to content" if prep.crop_to_content else ""
-        val_acc = (m.get("best_val") or {}).get("acc")
-        val_text = f"{val_acc:.4f}" if isinstance(val_acc, (int, float)) else "unknown"
+        metric = "dice" if self.entry.task == "segmentation" else "acc"
+        val = (m.get("best_val") or {}).get(metric)
+        val_text = f"{val:.4f}" if isinstance(val, (int, float)) else "unknown"
         return (f"{self.entry.name}: checkpoint {self.folder} (dataset fingerprint {m.get('dataset_fingerprint')}, "
-                f"best val acc {val_text}, trained {(m.get('environment') or {}).get('date', 'unknown')}, "
+                f"best val {'Dice' if metric == 'dice' else metric} {val_text}, "
+                f"trained {(m.get('environment') or {}).get('date', 'unknown')}, "
                 f"input {prep.channels}x{prep.size}x{prep.size}{crop})")
 
 
@@ -178,8 +180,10 @@ def _contract_of(manifest: dict, folder: Path) -> InputContract:
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract is damaged ({type(error).__name__}: "
                               f"{error})") from None
-    if len(contract.classes) < 2 or not all(isinstance(c, str) for c in contract.classes):
-        raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract.classes must name two or more "
+    # A classifier names two or more classes; a segmenter its mask channels (one: the tumour).
+    fewest = 1 if manifest.get("task") == "segmentation" else 2
+    if len(contract.classes) < fewest or not all(isinstance(c, str) for c in contract.classes):
+        raise CheckpointError(f"manifest {folder / MANIFEST}: input_contract.classes must name {fewest} or more "
                               f"classes, got {list(contract.classes)}")
     return contract
 

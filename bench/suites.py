@@ -19,7 +19,11 @@
 
     protocols = ["patient-wise", "record-wise"]   # optional: split protocols the dataset declares (or
                                                   # official / holdout), each run in turn; the first
-                                                  # ranks. Default: the dataset's first protocol.
+                                                  # ranks. Default: the dataset's [ranking] protocols.
+
+    task = "segmentation"                         # optional: "classification" (default) or
+                                                  # "segmentation"; every entry must be of that task,
+                                                  # and patterns match only entries of it
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from bench.deploy.modes import MODE_GROUPS
 from bench.errors import BrainbenchError
 from bench.imported import imported_entry, is_imported, load_spec
 from bench.paths import shipped_suites_dir
+from zoo.entry import TASKS
 from zoo.recipe import Recipe, RecipeError, recipe_overrides
 
 if sys.version_info >= (3, 11):
@@ -47,7 +52,7 @@ else:  # pragma: no cover - Python 3.10
 
 MEASUREMENTS = ("metrics", "efficiency")
 TOP_LEVEL_KEYS = {"description", "entries", "measure", "modes", "recipe", "entry", "setting", "imported",
-                  "seeds", "protocols"}
+                  "seeds", "protocols", "task"}
 SETTING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")  # it becomes part of file names
 
 log = logging.getLogger("brainbench")
@@ -101,6 +106,7 @@ class Suite:
     imported: tuple[zoo.ZooEntry, ...] = ()  # models trained elsewhere, from imported-model TOML files
     seeds: tuple[int, ...] = ()  # empty: each row once, with its recipe's seed
     protocols: tuple[str, ...] = ()  # empty: the dataset's default protocol (or the command line's)
+    task: str = "classification"  # zoo.entry.TASKS: which runner, metrics and report the suite gets
 
     def all_entries(self) -> list[zoo.ZooEntry]:
         return [zoo.get(name) for name in self.entries] + list(self.imported)
@@ -183,7 +189,12 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
     """Every key and value is checked here, before any training: types, ranges, names."""
     _reject_unknown(set(data), TOP_LEVEL_KEYS, f"{path}")
     imported_files = _string_list(data, "imported", path)
-    entries = _expand_entries(_string_list(data, "entries", path, required=True), path)
+    task = data.get("task", "classification")
+    if task not in TASKS:
+        raise SuiteError(f"{path}: task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task != "classification" and imported_files:
+        raise SuiteError(f"{path}: imported models are classifiers; a {task} suite cannot list them")
+    entries = _expand_entries(_string_list(data, "entries", path, required=True), path, task)
     if not entries and not imported_files:
         raise SuiteError(f"{path}: 'entries' is empty and no imported models are listed; "
                          f"registered entries: {', '.join(zoo.names())}")
@@ -200,7 +211,7 @@ def _parse(data: dict, path: Path, sha256: str) -> Suite:
         raise SuiteError(f"{path}: 'protocols' must not repeat a protocol, got {list(protocols)}")
     suite = Suite(name=path.stem, path=path, file_sha256=sha256, description=_description(data, path),
                   entries=entries, measure=measure, modes=modes, recipe_overrides=recipe,
-                  entry_overrides=per_entry, settings=settings, seeds=seeds, protocols=protocols,
+                  entry_overrides=per_entry, settings=settings, seeds=seeds, protocols=protocols, task=task,
                   imported=tuple(imported_entry(load_spec(path.parent / f)) for f in imported_files))
     for name in entries:  # combinations of values are checked now too, not mid-run
         try:
@@ -306,12 +317,19 @@ def _table(data: dict, key: str, path: Path) -> dict:
     return value
 
 
-def _expand_entries(patterns: list[str], path: Path) -> tuple[str, ...]:
+def _expand_entries(patterns: list[str], path: Path, task: str) -> tuple[str, ...]:
+    """Names and patterns to entry names. A pattern matches only entries of the suite's task (`*`
+    in a classification suite is every classifier); a name of the other task is an error."""
     names: list[str] = []
     for pattern in patterns:
         matched = zoo.names(pattern)
         if not matched:
             raise SuiteError(f"{path}: entry {pattern!r} matches no zoo entry; "
                              f"registered entries: {', '.join(zoo.names())}")
-        names.extend(n for n in matched if n not in names)
+        of_task = [n for n in matched if zoo.get(n).task == task]
+        if not of_task:
+            other = zoo.get(matched[0])
+            raise SuiteError(f"{path}: entry {matched[0]!r} is a {other.task} entry, but this is a {task} suite "
+                             f"(set task = \"{other.task}\" in a suite of its own)")
+        names.extend(n for n in of_task if n not in names)
     return tuple(names)

@@ -21,8 +21,10 @@ def test_shipped_suites_parse_and_name_real_entries():
         assert len(suite.file_sha256) == 64
 
 
-def test_full_suite_covers_every_registered_entry():
-    assert set(load_suite("full").entries) == set(zoo.names())
+def test_full_suite_covers_every_registered_classifier_and_segmentation_every_unet():
+    classifiers = {e.name for e in zoo.entries() if e.task == "classification"}
+    assert set(load_suite("full").entries) == classifiers
+    assert set(load_suite("segmentation").entries) == set(zoo.names()) - classifiers
 
 
 def test_overrides_apply_in_order(tmp_path):

@@ -20,8 +20,9 @@ from zoo.architectures.se_resnets import build_resnet50_sepost, build_seresnet50
 from zoo.architectures.torchvision_cnns import (build_alexnet, build_densenet121, build_efficientnetv2_s,
                                                 build_resnet50, build_vgg16)
 from zoo.architectures.torchvision_models import build_mobilenetv2, build_resnet18
+from zoo.architectures.unets import UNET_ARCHS, build_unet
 from zoo.architectures.vision_transformers import build_swin_t, build_vit_b16, build_vit_small
-from zoo.entry import IMAGENET_NORMALIZATION, MRI_NORMALIZATION, Builder, ZooEntry
+from zoo.entry import IMAGENET_NORMALIZATION, MRI_NORMALIZATION, Builder, StudyCount, ZooEntry
 from zoo.pretraining import MocoRecipe
 from zoo.recipe import Recipe
 from zoo.registry import register
@@ -183,3 +184,33 @@ register(ZooEntry(
     source="raw-pixel 1-nearest-neighbour reference (brainbench): cosine similarity of 32x32 standardized "
            "pixels, mirrored matches allowed",
 ))
+
+# --- segmentation: the three U-Nets of the classification-and-segmentation study ---------------
+
+UNET_SOURCE = ("classification-and-segmentation study's {kind} U-Net, n_filters = {n_filters}; one grey input "
+               "channel and one tumour-mask output here (the study counts 4 inputs and 3 outputs)")
+# The study's counts at n_filters = 16 for 4 input and 3 output channels (`brainbench list` prints
+# ours in that configuration beside them; README: where and why they differ).
+UNET_STUDY_PARAMS = {"classic_unet": 1_375_043, "improved_unet": 799_075, "attention_unet": 843_319}
+UNET_KINDS = {"classic_unet": "classic", "improved_unet": "improved", "attention_unet": "attention"}
+UNET_N_FILTERS = 16
+# Adam at 1e-3 with a cosine schedule, as for the classifiers from scratch; 128 px keeps a CPU epoch
+# over figshare's ~2,000 training slices in minutes.
+SEGMENTATION_RECIPE = Recipe(optimizer="adam", lr=1e-3, epochs=20, batch_size=16, scheduler="cosine")
+
+
+def _unet_builder(arch: str, n_filters: int, *, num_classes: int, in_channels: int, input_size: int,
+                  dropout: float | None):
+    # The U-Nets are fully convolutional: any input side divisible by 16 works, so input_size only
+    # decides the data; they have no dropout.
+    return build_unet(arch, in_channels=in_channels, num_classes=num_classes, n_filters=n_filters)
+
+
+for unet in UNET_ARCHS:
+    register(ZooEntry(
+        arch=unet, variant="scratch", builder=partial(_unet_builder, unet, UNET_N_FILTERS),
+        input_size=128, in_channels=1, mean=MRI_NORMALIZATION[0], std=MRI_NORMALIZATION[1],
+        recipe=SEGMENTATION_RECIPE, num_classes=1, task="segmentation",
+        study_count=StudyCount(UNET_STUDY_PARAMS[unet], in_channels=4, num_classes=3),
+        source=UNET_SOURCE.format(kind=UNET_KINDS[unet], n_filters=UNET_N_FILTERS),
+    ))

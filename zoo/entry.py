@@ -20,6 +20,9 @@ Builder = Callable[..., nn.Module]
 # "imported": a model trained elsewhere and benchmarked from its file (bench/imported.py)
 VARIANTS = ("scratch", "imagenet", "mocov2", "pixels", "imported")
 
+# What a model's output is: class logits (N, num_classes), or mask logits (N, num_classes, H, W).
+TASKS = ("classification", "segmentation")
+
 # How an image is resized to the input size (after padding to a square); names of Pillow filters.
 # "bilinear" (antialiased) is brainbench's own; an imported model may have been trained on another.
 RESIZE_FILTERS = ("bilinear", "nearest", "bicubic", "lanczos", "area")
@@ -38,6 +41,16 @@ class CheckpointRef:
 
 
 @dataclass(frozen=True)
+class StudyCount:
+    """A parameter count a source study reports, and the configuration it was reported for, so that
+    `brainbench list` can build ours in that configuration and print both."""
+
+    params: int
+    in_channels: int
+    num_classes: int
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     arch: str
     variant: str
@@ -53,8 +66,12 @@ class ZooEntry:
     pretraining: MocoRecipe | None = None  # variant "mocov2": how the backbone is pretrained
     weights: PretrainedWeights | None = None  # variant "imagenet": the published weights it starts from
     resize: str = "bilinear"  # one of RESIZE_FILTERS: part of the input contract
+    task: str = "classification"  # one of TASKS: decides the head, the loss, the metrics and the pictures
+    study_count: StudyCount | None = None  # the source study's parameter count, where it reports one
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"entry {self.name}: task must be one of {TASKS}, got {self.task!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"entry {self.name}: variant must be one of {VARIANTS}, got {self.variant!r}")
         if (self.variant == "mocov2") != (self.pretraining is not None):
@@ -112,6 +129,16 @@ class ZooEntry:
                 model = self.build(pretrained=False)
             _PARAM_COUNTS[key] = sum(p.numel() for p in model.parameters())
         return _PARAM_COUNTS[key]
+
+    def study_config_param_count(self) -> int | None:
+        """Our parameters in the configuration the source study counted (its input channels and
+        outputs), for comparison with `study_count.params`; None where the study reports none."""
+        if self.study_count is None:
+            return None
+        with torch.device("meta"):
+            model = self.builder(num_classes=self.study_count.num_classes, in_channels=self.study_count.in_channels,
+                                 input_size=self.input_size, dropout=None)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # Entries are frozen, so a count never goes stale; `brainbench list` and reports ask repeatedly.

@@ -21,6 +21,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 import zoo
+from bench.commands.checks import writable_folder
 from bench.device import resolve_device
 from bench.errors import BrainbenchError
 from bench.inference import (
@@ -32,6 +33,7 @@ from bench.inference import (
     predict_images,
 )
 from bench.paths import store_dir
+from bench.segmentation.predict import predict_masks
 
 REASON_WIDTH = 50  # wrap long decode errors instead of widening the whole table
 
@@ -55,6 +57,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--store", metavar="DIR",
                         help="checkpoint store (default: $BRAINBENCH_STORE, else ~/.cache/brainbench/store)")
     parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
+    parser.add_argument("--out", default="predictions", metavar="DIR",
+                        help="segmentation entries: where each image's <name>_mask.png (0/255, the image's size) and "
+                             "<name>_overlay.png go (default: ./predictions)")
     parser.set_defaults(run=run)
 
 
@@ -65,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     folders = _checkpoint_folders(names, store, args.checkpoint, optional=optional)
     # Load every checkpoint before printing anything: a corrupted one stops the command cleanly.
     first = load_checkpoint(folders[0], device)
+    if first.entry.task == "segmentation":
+        if len(folders) > 1:
+            raise BrainbenchError(f"--models compares classifiers; {first.entry.name} segments (one entry at a time)")
+        return _segment(first, args)
     classes = first.contract.classes
     # One column per class: every compared checkpoint must answer in ENTRY's classes.
     models = [first] + [load_checkpoint(folder, device, expected_classes=classes) for folder in folders[1:]]
@@ -75,6 +84,25 @@ def run(args: argparse.Namespace) -> int:
     print(_single_table(results[args.entry], classes) if len(results) == 1
           else _comparison_tables(results, classes))
     return _report_unreadable(results, len(args.images))
+
+
+def _segment(loaded, args: argparse.Namespace) -> int:
+    """A mask and an overlay per image, and a table of what was written."""
+    out = writable_folder(args.out, "--out")
+    print(loaded.describe())
+    results = predict_masks(loaded, [Path(p) for p in args.images], out)
+    labels = _image_labels([r.path for r in results])
+    rows = [[label, f"unreadable: {r.error}", "", ""] if r.error else
+            [label, f"{100 * r.tumour_share:.2f}", str(r.mask_file), str(r.overlay_file)]
+            for label, r in zip(labels, results)]
+    print()
+    print(tabulate(rows, headers=["image", "tumour pixels %", "mask", "overlay"], disable_numparse=True,
+                   maxcolwidths=[None, REASON_WIDTH, None, None]))
+    unreadable = [str(r.path) for r in results if r.error]
+    if unreadable:
+        print(f"brainbench: {len(unreadable)} of {len(results)} image(s) could not be read: {', '.join(unreadable)}",
+              file=sys.stderr)
+    return 1 if unreadable else 0
 
 
 # --- which entries, which checkpoints ---------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from bench.report import rebuild
+from bench.report import RESULTS_JSON, rebuild
+from bench.segmentation.report import write_segmentation_report
 
 
 def add_parser(subparsers) -> None:
@@ -18,6 +20,19 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    written = rebuild(args.folder)
+    results = args.folder / RESULTS_JSON
+    if _task(results) == "segmentation":
+        written = write_segmentation_report(results, args.folder)
+    else:
+        written = rebuild(args.folder)
     print(f"rebuilt {len(written)} files in {args.folder}")
     return 0
+
+
+def _task(results: Path) -> str:
+    """The task a results.json was written for; classification when it says none (or cannot be read:
+    the classification loader then names the problem)."""
+    try:
+        return json.loads(results.read_text()).get("task", "classification")
+    except (OSError, ValueError, AttributeError):
+        return "classification"

@@ -13,6 +13,7 @@ from bench.errors import OptionError
 from bench.leakage.index import DEFAULT_CLEAN_THRESHOLD
 from bench.paths import dataset_dir, decoded_cache_dir, store_dir
 from bench.runner.run_suite import SPLITS, RunOptions, run_suite
+from bench.segmentation.runner import run_segmentation_suite
 from bench.suites import load_suite
 from bench.train.store import CheckpointStore
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                          nproc=args.nproc, compile_step=args.compile_step, declaration=args.declaration,
                          protocols=_protocols(args), folds=args.folds, groups=args.groups)
     started = time.perf_counter()
-    out_dir = run_suite(suite, options)
+    out_dir = run_segmentation_suite(suite, options) if suite.task == "segmentation" else run_suite(suite, options)
     print(f"suite {suite.name} finished in {time.perf_counter() - started:.0f} s; leaderboard: "
           f"{out_dir / 'leaderboard.md'}")
     return 0

@@ -49,19 +49,27 @@ METADATA_KEYS = {"table", "path_column", "label_column", "group_column", "mask_c
 FOLDER_KEYS = {"folder_pattern", "label", "skip_folders", "unmapped"}
 IMAGE_KEYS = {"from"} | METADATA_KEYS | FOLDER_KEYS
 RECOGNISE_KEYS = {"files", "columns", "folders_match", "min_folders"}
-PUBLISHED_KEYS = {"source", "method", "protocol", "accuracy", "note"}
+PUBLISHED_KEYS = {"source", "method", "protocol", "accuracy", "dice", "note"}
+# What a published figure measures: a classifier's accuracy, or a segmenter's mean Dice (percent).
+PUBLISHED_METRICS = {"accuracy": "classification", "dice": "segmentation"}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
 class Published:
-    """A result published on this dataset, printed beside ours; `accuracy` in percent."""
+    """A result published on this dataset, printed beside ours: a classifier's `accuracy` or a
+    segmenter's mean `dice`, in percent (the other is None)."""
 
     source: str
     method: str
     protocol: str
-    accuracy: float
+    accuracy: float | None
     note: str = ""
+    dice: float | None = None
+
+    @property
+    def task(self) -> str:
+        return "segmentation" if self.dice is not None else "classification"
 
 
 @dataclass(frozen=True)
@@ -537,13 +545,18 @@ class _Parser:
             if protocol not in names:
                 raise self.fail(f"{section} names protocol {protocol!r}, which is not declared "
                                 f"(declared: {', '.join(names)})")
-            accuracy = table.get("accuracy")
-            if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 100:
-                raise self.fail(f"{section} accuracy must be a percentage from 0 to 100, got {_show(accuracy)}")
+            given = [metric for metric in PUBLISHED_METRICS if metric in table]
+            if len(given) != 1:
+                raise self.fail(f"{section} needs exactly one of accuracy (a classifier's) or dice (a segmenter's), "
+                                f"got {', '.join(given) or 'neither'}")
+            value = table[given[0]]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+                raise self.fail(f"{section} {given[0]} must be a percentage from 0 to 100, got {_show(value)}")
             note = table.get("note", "")
             if not isinstance(note, str):
                 raise self.fail(f"{section} note must be a string, got {_show(note)}")
             results.append(Published(self.string(table, "source", section, required=True),
-                                     self.string(table, "method", section, required=True),
-                                     protocol, float(accuracy), note))
+                                     self.string(table, "method", section, required=True), protocol,
+                                     float(value) if given[0] == "accuracy" else None, note,
+                                     float(value) if given[0] == "dice" else None))
         return tuple(results)

@@ -61,14 +61,14 @@ class _BoundBatch:
     output: torch.Tensor
 
 
-def _device_mode(session, device: torch.device, num_classes: int) -> tuple:
+def _device_mode(session, device: torch.device, per_input: tuple[int, ...]) -> tuple:
     """GPU provider (CUDA or TensorRT EP): bind torch's device memory, so no host copy enters the
     timed call. `convert` builds the binding and the output buffer; `forward` only runs it."""
     index = _cuda_index(device)
 
     def convert(x: torch.Tensor) -> _BoundBatch:
         x = x.detach().float().contiguous()
-        out = torch.empty((x.shape[0], num_classes), dtype=torch.float32, device=x.device)
+        out = torch.empty((x.shape[0], *per_input), dtype=torch.float32, device=x.device)
         binding = session.io_binding()
         binding.bind_input(INPUT, "cuda", index, np.float32, tuple(x.shape), x.data_ptr())
         binding.bind_output(OUTPUT, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
@@ -101,8 +101,9 @@ def prepare_onnxruntime(model: nn.Module, example: torch.Tensor, device: torch.d
     if provider == "CPUExecutionProvider":
         convert, forward = _host_mode(session)
     else:
-        num_classes = int(model(example).shape[1])
-        convert, forward = _device_mode(session, device, num_classes)
+        # One output row per input: (classes,) for a classifier, (classes, H, W) for a segmenter.
+        per_input = tuple(int(d) for d in model(example).shape[1:])
+        convert, forward = _device_mode(session, device, per_input)
     forward(convert(example))
     return Prepared(forward=forward, convert=convert, compile_s=time.perf_counter() - started,
                     extra={"provider_onnxruntime": provider})

@@ -25,6 +25,9 @@ from bench.deploy.prepared import ModeUnavailable, Prepared
 from bench.evaluate.timing import _synchronize, measure_latency, mode_latency
 from bench.mode_notes import NA, error_note, na_note, note_reason, note_status
 
+# (mode, eager's outputs, the mode's outputs on the same check images) -> agreement columns.
+Agreement = Callable[[str, torch.Tensor, torch.Tensor], dict]
+
 log = logging.getLogger(__name__)
 
 REFERENCE = "eager"
@@ -83,7 +86,8 @@ def _release(prepared: Prepared | None, device: torch.device) -> None:
 
 def measure_mode(mode: str, prepare: Prepare, model: nn.Module, chw: tuple[int, ...], device: torch.device,
                  check_images: torch.Tensor | None, reference: torch.Tensor | None, *,
-                 throughput_batch: int, check_batch: int, timing: dict) -> dict:
+                 throughput_batch: int, check_batch: int, timing: dict,
+                 agreement: Agreement = agreement_columns) -> dict:
     """One mode's columns; never raises (the failure becomes latency_note_<mode>)."""
     row = empty_columns(mode, throughput_batch)
     prepared = None
@@ -96,7 +100,7 @@ def measure_mode(mode: str, prepare: Prepare, model: nn.Module, chw: tuple[int, 
             convert = _converter(prepared)
             if mode != REFERENCE and reference is not None:
                 logits = chunked_logits(prepared.forward, convert, check_images, check_batch)
-                row |= agreement_columns(mode, reference, logits)
+                row |= agreement(mode, reference, logits)
 
             def make_runner(batch: int) -> Callable[[], Any]:
                 x = convert(torch.randn((batch, *chw), device=device))
@@ -166,7 +170,8 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
                    check_images: torch.Tensor | None, *, modes: Sequence[str] = DEFAULT_MODES,
                    throughput_batch: int = 64, e2e_image: torch.Tensor | None = None,
                    normalize: Normalizer | None = None, check_batch: int = 16,
-                   registry: Mapping[str, Prepare] = MODES, label: str = "model", **timing_kwargs: Any) -> dict:
+                   registry: Mapping[str, Prepare] = MODES, label: str = "model",
+                   agreement: Agreement = agreement_columns, **timing_kwargs: Any) -> dict:
     """Latency, throughput, compile time and agreement with eager for each of `modes`.
 
     model: an fp32 classifier; moved to `device` in place and put in eval mode (as eager_latency
@@ -177,6 +182,8 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
     e2e_image + normalize: one decoded uint8 image (C, H, W) or (1, C, H, W) and the entry's
       Normalizer, for latency_ms_b1_e2e.
     label: names the model (the zoo entry) in the log line listing unavailable modes.
+    agreement: (mode, eager outputs, mode outputs) -> columns; top-1 agreement for a classifier,
+      mask IoU for a segmenter (bench.segmentation.modes).
     timing_kwargs: batch1_warmup, batch1_iters, throughput_warmup, throughput_iters, min_time_s
       (mode_latency's), defaulting to TIMING_DEFAULTS.
     Raises ValueError only for a bad call (unknown mode, bad shape); never for a failing mode.
@@ -206,6 +213,7 @@ def deployment_row(model: nn.Module, input_shape: tuple[int, int, int, int], dev
 
     for mode in modes:
         row |= measure_mode(mode, registry[mode], model, shape[1:], device, check_images, reference,
-                            throughput_batch=throughput_batch, check_batch=check_batch, timing=timing)
+                            throughput_batch=throughput_batch, check_batch=check_batch, timing=timing,
+                            agreement=agreement)
     log_unavailable(label, row, modes)
     return row | e2e_latency(model, e2e_image, normalize, device, timing)

@@ -259,7 +259,8 @@ def run_suite(suite: Suite, options: RunOptions) -> Path:
     env = environment(options.device)
     run_ids = [p.run.run_id for p in planned]
     context = ResultsContext(suite, options.device, env, protocols, evaluations, run_ids, data.labels.record(),
-                             [dataclasses.asdict(p) for p in data.index.declaration.published],
+                             [{k: v for k, v in dataclasses.asdict(p).items() if k != "dice"}
+                              for p in data.index.declaration.published if p.task == "classification"],
                              data.index.declaration.group_column,
                              {name: group_overlap(data.index, views) for name, views in views_of.items()},
                              {name: test_balance(data.index, views) for name, views in views_of.items()},

@@ -1,0 +1,1 @@
+"""Tumour segmentation: masks, metrics, pictures and the segmentation runner."""
