@@ -256,3 +256,8 @@ def test_predict_writes_a_mask_and_an_overlay_of_the_images_size(seg, tmp_path, 
     assert mask.shape == (SIZE, SIZE) and set(np.unique(mask).tolist()) <= {0, 255}
     assert overlay.size == (SIZE, SIZE) and overlay.mode == "RGB"
     assert "tumour pixels %" in out and "unreadable" in out and "best val Dice" in out
+
+
+def test_train_refuses_a_segmentation_entry_in_one_line(tmp_path, capsys):
+    assert main(["train", "classic_unet.scratch", "--store", str(tmp_path / "store")]) == 2
+    assert "brainbench train trains classifiers; classic_unet.scratch is a segmentation entry" in one_error_line(capsys)

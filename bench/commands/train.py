@@ -116,6 +116,9 @@ def recipe_from_args(entry: zoo.ZooEntry, args: argparse.Namespace) -> zoo.Recip
 
 def run(args: argparse.Namespace) -> int:
     entry = zoo.get(args.entry)
+    if entry.task != "classification":
+        raise OptionError(f"brainbench train trains classifiers; {entry.name} is a {entry.task} entry: run it in a "
+                          f"{entry.task} suite (brainbench run --suite segmentation --data DIR)")
     recipe = recipe_from_args(entry, args)
     device = resolve_device(args.device)
     store = CheckpointStore(writable_folder(store_dir(args.store), "--store"))
