@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.commands import audit, bench_train, datasets, listing, patients, predict, report, run, train
+from bench.commands import audit, bench_train, datasets, explain, listing, patients, predict, report, run, train
 from bench.errors import BrainbenchError
 from zoo.registry import UnknownEntryError
 from zoo.weights import WeightsMismatchError, WeightsUnavailableError
@@ -17,7 +17,7 @@ from zoo.weights import WeightsMismatchError, WeightsUnavailableError
 # errors are among them (zoo never imports bench, so they cannot derive from BrainbenchError).
 USER_ERRORS = (BrainbenchError, UnknownEntryError, WeightsUnavailableError, WeightsMismatchError, ValueError)
 
-COMMANDS = (listing, datasets, train, run, report, predict, audit, patients, bench_train)
+COMMANDS = (listing, datasets, train, run, report, predict, explain, audit, patients, bench_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

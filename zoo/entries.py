@@ -21,7 +21,7 @@ from zoo.architectures.torchvision_cnns import (build_alexnet, build_densenet121
                                                 build_resnet50, build_vgg16)
 from zoo.architectures.torchvision_models import build_mobilenetv2, build_resnet18
 from zoo.architectures.unets import UNET_ARCHS, build_unet
-from zoo.architectures.vision_transformers import build_swin_t, build_vit_b16, build_vit_small
+from zoo.architectures.vision_transformers import VIT_SMALL, build_swin_t, build_vit_b16, build_vit_small
 from zoo.entry import IMAGENET_NORMALIZATION, MRI_NORMALIZATION, Builder, StudyCount, ZooEntry
 from zoo.pretraining import MocoRecipe
 from zoo.recipe import Recipe
@@ -36,12 +36,20 @@ CUSTOM_CNN_SOURCE = (
     "(override input_size=256 for the study's size)"
 )
 
+
+
+def _custom_cnn_cam_layer(arch: str) -> str:
+    # Each block is (Conv2d, ReLU, MaxPool2d) in one flat Sequential: the last block's ReLU is the
+    # last convolution's output, at twice the resolution of the pooled map that follows it.
+    return str(3 * len(SPECS[arch].conv_channels) - 2)
+
+
 for arch in SPECS:
     register(ZooEntry(
         arch=arch, variant="scratch", builder=partial(build_custom_cnn, arch),
         input_size=128, in_channels=3, mean=MRI_NORMALIZATION[0], std=MRI_NORMALIZATION[1],
         recipe=Recipe(optimizer="adam", lr=1e-3, epochs=10, batch_size=32, scheduler="cosine"),
-        source=CUSTOM_CNN_SOURCE,
+        source=CUSTOM_CNN_SOURCE, cam_layer=_custom_cnn_cam_layer(arch),
     ))
 
 # --- recipes -----------------------------------------------------------------------------------
@@ -103,29 +111,41 @@ class Architecture:
     builder: Builder
     input_size: int
     paper: str
+    cam_layer: str  # see ZooEntry.cam_layer: where `brainbench explain` looks
+    cam_reshape: str | None = None
     scratch: Recipe = SCRATCH
     finetune: Recipe = FINETUNE
 
 
+# Class-activation layers: the last convolution block's output, taken before any in-place operation
+# of the model's forward (which would change a hooked tensor after the hook saw it). AlexNet and VGG:
+# their last ReLU, at twice the resolution of the max-pool after it. DenseNet: its last dense block,
+# because torchvision applies an in-place ReLU to `features`' output. ViTs: the last block's first
+# norm; the blocks' output tokens other than the class token do not reach the head, so their gradient
+# is zero. Swin: its final norm, channels-last.
 ARCHITECTURES = [
-    Architecture("alexnet", build_alexnet, 224, "AlexNet (Krizhevsky et al. 2012)", scratch=SCRATCH_NO_BATCHNORM),
-    Architecture("vgg16", build_vgg16, 224, "VGG-16 (Simonyan & Zisserman 2015)", scratch=SCRATCH_NO_BATCHNORM),
-    Architecture("resnet18", build_resnet18, 224, "ResNet-18 (He et al. 2016)"),
-    Architecture("resnet50", build_resnet50, 224, "ResNet-50 (He et al. 2016)"),
-    Architecture("densenet121", build_densenet121, 224, "DenseNet-121 (Huang et al. 2017)"),
-    Architecture("mobilenetv2", build_mobilenetv2, 224, "MobileNetV2 (Sandler et al. 2018)"),
+    Architecture("alexnet", build_alexnet, 224, "AlexNet (Krizhevsky et al. 2012)", "features.11",
+                 scratch=SCRATCH_NO_BATCHNORM),
+    Architecture("vgg16", build_vgg16, 224, "VGG-16 (Simonyan & Zisserman 2015)", "features.29",
+                 scratch=SCRATCH_NO_BATCHNORM),
+    Architecture("resnet18", build_resnet18, 224, "ResNet-18 (He et al. 2016)", "layer4"),
+    Architecture("resnet50", build_resnet50, 224, "ResNet-50 (He et al. 2016)", "layer4"),
+    Architecture("densenet121", build_densenet121, 224, "DenseNet-121 (Huang et al. 2017)", "features.denseblock4"),
+    Architecture("mobilenetv2", build_mobilenetv2, 224, "MobileNetV2 (Sandler et al. 2018)", "features"),
     # torchvision's EfficientNetV2-S: its weights carry a sha256 like the other CNNs' and need no TF
     # 'same' padding (timm's tf_ port does). They were evaluated at 384 px; 224 is the studies' size.
-    Architecture("efficientnetv2_s", build_efficientnetv2_s, 224, "EfficientNetV2-S (Tan & Le 2021)"),
-    Architecture("seresnet50", build_seresnet50, 224, "SE-ResNet-50 (Hu et al. 2018), SE before the addition"),
+    Architecture("efficientnetv2_s", build_efficientnetv2_s, 224, "EfficientNetV2-S (Tan & Le 2021)", "features"),
+    Architecture("seresnet50", build_seresnet50, 224, "SE-ResNet-50 (Hu et al. 2018), SE before the addition",
+                 "layer4"),
     Architecture("resnet50_sepost", build_resnet50_sepost, 224,
-                 "ResNet-50 with SE on each block's output (SE-POST in Hu et al.'s SENet ablation, TPAMI 2020)"),
+                 "ResNet-50 with SE on each block's output (SE-POST in Hu et al.'s SENet ablation, TPAMI 2020)",
+                 "layer4"),
     Architecture("vit_small", build_vit_small, 128,
                  "compact ViT (Dosovitskiy et al. 2021): 16 px patches, width 384, depth 6",
-                 scratch=SCRATCH_TRANSFORMER),
-    Architecture("vit_b16", build_vit_b16, 224, "ViT-B/16 (Dosovitskiy et al. 2021)",
-                 scratch=SCRATCH_TRANSFORMER, finetune=FINETUNE_TRANSFORMER),
-    Architecture("swin_t", build_swin_t, 224, "Swin-T (Liu et al. 2021)",
+                 f"blocks.{VIT_SMALL['depth'] - 1}.norm1", cam_reshape="vit", scratch=SCRATCH_TRANSFORMER),
+    Architecture("vit_b16", build_vit_b16, 224, "ViT-B/16 (Dosovitskiy et al. 2021)", "blocks.11.norm1",
+                 cam_reshape="vit", scratch=SCRATCH_TRANSFORMER, finetune=FINETUNE_TRANSFORMER),
+    Architecture("swin_t", build_swin_t, 224, "Swin-T (Liu et al. 2021)", "norm", cam_reshape="swin",
                  scratch=SCRATCH_TRANSFORMER, finetune=FINETUNE_TRANSFORMER),
 ]
 
@@ -135,6 +155,7 @@ def _scratch_entry(arch: Architecture) -> ZooEntry:
         arch=arch.name, variant="scratch", builder=arch.builder, input_size=arch.input_size, in_channels=1,
         mean=MRI_NORMALIZATION[0], std=MRI_NORMALIZATION[1], recipe=arch.scratch,
         source=f"{arch.paper}; trained from scratch on grayscale MRI",
+        cam_layer=arch.cam_layer, cam_reshape=arch.cam_reshape,
     )
 
 
@@ -143,6 +164,7 @@ def _imagenet_entry(arch: Architecture, weights: PretrainedWeights) -> ZooEntry:
         arch=arch.name, variant="imagenet", builder=arch.builder, input_size=arch.input_size, in_channels=3,
         mean=weights.mean, std=weights.std, recipe=arch.finetune, weights=weights,
         source=f"{arch.paper}; fine-tuned from ImageNet weights {weights.library} {weights.identifier}",
+        cam_layer=arch.cam_layer, cam_reshape=arch.cam_reshape,
     )
 
 
@@ -172,6 +194,7 @@ for architecture in ARCHITECTURES:
             input_size=architecture.input_size, in_channels=1, mean=MRI_NORMALIZATION[0], std=MRI_NORMALIZATION[1],
             recipe=FINETUNE, pretraining=MOCO_ARCHITECTURES[architecture.name],
             source=MOCO_SOURCE.format(paper=architecture.paper),
+            cam_layer=architecture.cam_layer, cam_reshape=architecture.cam_reshape,
         ))
 
 # The reference every learned model must beat: no learning, each test image takes the label of

@@ -27,6 +27,11 @@ TASKS = ("classification", "segmentation")
 # "bilinear" (antialiased) is brainbench's own; an imported model may have been trained on another.
 RESIZE_FILTERS = ("bilinear", "nearest", "bicubic", "lanczos", "area")
 
+# How `brainbench explain` turns a transformer's hooked output into the (N, C, H, W) map a
+# class-activation method weighs: "vit" drops the class token and lays the patch tokens on their
+# square grid; "swin" moves torchvision Swin's channels-last (N, H, W, C) maps to channels-first.
+CAM_RESHAPES = ("vit", "swin")
+
 # Normalization applied after scaling pixels to [0, 1].
 MRI_NORMALIZATION = ((0.5,), (0.25,))
 IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -68,6 +73,11 @@ class ZooEntry:
     resize: str = "bilinear"  # one of RESIZE_FILTERS: part of the input contract
     task: str = "classification"  # one of TASKS: decides the head, the loss, the metrics and the pictures
     study_count: StudyCount | None = None  # the source study's parameter count, where it reports one
+    # Class-activation maps (`brainbench explain`): the dotted name, in the built model, of the layer
+    # whose output the map weighs (usually the last convolution block), and for a transformer one of
+    # CAM_RESHAPES. None: the entry has no such layer (knn.pixels learns nothing; U-Nets segment).
+    cam_layer: str | None = None
+    cam_reshape: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -82,6 +92,9 @@ class ZooEntry:
             self._check_matches_weights(self.weights)
         if self.resize not in RESIZE_FILTERS:
             raise ValueError(f"entry {self.name}: resize must be one of {RESIZE_FILTERS}, got {self.resize!r}")
+        if self.cam_reshape not in (None, *CAM_RESHAPES):
+            raise ValueError(f"entry {self.name}: cam_reshape must be None or one of {CAM_RESHAPES}, "
+                             f"got {self.cam_reshape!r}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"entry {self.name}: in_channels must be 1 or 3, got {self.in_channels}")
         for stats in (self.mean, self.std):
