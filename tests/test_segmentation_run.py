@@ -145,7 +145,8 @@ def test_deployment_modes_agree_with_eager_as_mask_iou(seg):
     assert row["agreement_torchscript"] == pytest.approx(1.0, abs=1e-6)
     if row.get("latency_note_onnxruntime") is None:
         assert row["agreement_onnxruntime"] > 0.99 and row["latency_ms_b1_onnxruntime"] > 0
-    assert "mask IoU vs eager" in seg.leaderboard
+    modes = seg.leaderboard.split("## Deployment modes")[1].split("##")[0]
+    assert "mask IoU vs eager" in modes and " torchscript " in modes and " eager " in modes
 
 
 @pytest.mark.slow

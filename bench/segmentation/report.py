@@ -177,7 +177,10 @@ def unavailable_modes(rows: list[dict]) -> str:
 
 def _modes(row: dict) -> list[str]:
     """eager first, then the modes the row has columns for; e2e (preprocessing + eager) is a classifier's."""
+    # A mode that ran has latency and agreement columns; one that could not has a note.
     named = {key[len("latency_note_"):] for key in row if key.startswith("latency_note_")}
+    named |= {key[len("agreement_"):] for key in row
+              if key.startswith("agreement_") and not key.startswith("agreement_flag_")}
     return ["eager"] + sorted(named - {"eager", "e2e"}) if named else []
 
 
