@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from declaration_text import metadata_declaration, protocol_table
 from PIL import Image
 
 from bench.cli import main
@@ -123,28 +124,10 @@ def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
 
 # --- dataset declarations, metadata tables and protocols --------------------------------------------
 
-TABLE_DECLARATION = """
-name = "tiny-table"
-[labels]
-classes = ["glioma", "meningioma"]
-[images]
-from = "metadata"
-table = "metadata.csv"
-path_column = "image"
-label_column = "class"
-group_column = "pid"
-mask_column = "mask"
-fold_column = "cv_fold"
-[[protocol]]
-name = "patient-wise"
-kind = "kfold"
-fold_column = "cv_fold"
-[[protocol]]
-name = "record-wise"
-kind = "kfold"
-folds = 2
-groups = "none"
-"""
+TABLE_DECLARATION = metadata_declaration(
+    "tiny-table", ["glioma", "meningioma"], fold_column="cv_fold",
+    protocols=[protocol_table("patient-wise", fold_column="cv_fold"),
+               protocol_table("record-wise", folds=2, groups="none")])
 
 TINY_SUITE = 'entries = ["knn.pixels"]\nmeasure = ["metrics"]\n[recipe]\ninput_size = 32\n'
 

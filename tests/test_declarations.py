@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from declaration_text import metadata_declaration
 from PIL import Image
 
 from bench.data.declaration import (
@@ -39,23 +40,7 @@ name = "holdout"
 kind = "holdout"
 '''
 
-METADATA = '''
-name = "table"
-[labels]
-classes = ["glioma", "meningioma"]
-[images]
-from = "metadata"
-table = "metadata.csv"
-path_column = "image"
-label_column = "class"
-group_column = "pid"
-fold_column = "fold"
-mask_column = "mask"
-[[protocol]]
-name = "patient-wise"
-kind = "kfold"
-fold_column = "fold"
-'''
+METADATA = metadata_declaration("table", ["glioma", "meningioma"])
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from declaration_text import metadata_declaration, protocol_table
 
 import bench.data.cache as cache_module
 from bench.data.cache import Preprocessing, load_or_build
@@ -85,21 +86,9 @@ def test_a_metadata_fingerprint_covers_groups_and_folds(tmp_path):
         Image.fromarray(np.full((8, 8), i * 40, np.uint8)).save(root / "images" / f"{i}.png")
         rows.append(f"images/{i}.png,{('glioma', 'meningioma')[i % 2]},P{i // 2},{1 + i // 2}")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
-    (root / "brainbench-dataset.toml").write_text(textwrap.dedent('''\
-        name = "table"
-        [labels]
-        classes = ["glioma", "meningioma"]
-        [images]
-        from = "metadata"
-        table = "metadata.csv"
-        path_column = "image"
-        label_column = "class"
-        group_column = "pid"
-        fold_column = "fold"
-        [[protocol]]
-        kind = "kfold"
-        fold_column = "fold"
-        '''))
+    (root / "brainbench-dataset.toml").write_text(
+        metadata_declaration("table", ["glioma", "meningioma"], mask_column=None,
+                             protocols=[protocol_table("", fold_column="fold")]))
     first = dataset_fingerprint(discover(root))
     (root / "metadata.csv").write_text("\n".join(rows).replace("P1,2", "P9,2") + "\n")
     regrouped = dataset_fingerprint(discover(root))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from declaration_text import metadata_declaration, protocol_table
 from PIL import Image
 
 from bench.cli import main
@@ -44,38 +45,19 @@ ROW_IDS = [f"{entry}@{protocol},fold={k}" for protocol in PROTOCOLS for entry in
 PUBLISHED = {"source": "Doe J., Roe R., A tiny study of slices, 2024", "method": "pixel kNN",
              "protocol": "patient-wise", "accuracy": 71.5, "note": "as stated in the abstract"}
 
-DECLARATION = f'''
-name = "tiny-figshare"
-description = "24 patients of three classes, 2 or 3 slices each, with a fold column and masks"
-[labels]
-classes = ["glioma", "meningioma", "pituitary"]
-[images]
-from = "metadata"
-table = "metadata.csv"
-path_column = "image"
-label_column = "class"
-group_column = "pid"
-mask_column = "mask"
-fold_column = "fold"
-[[protocol]]
-name = "patient-wise"
-kind = "kfold"
-fold_column = "fold"
-description = "the fold column: each patient in one fold"
-[[protocol]]
-name = "record-wise"
-kind = "kfold"
-folds = 3
-groups = "none"
-seed = 0
-description = "slices drawn at random"
-[[published]]
+DECLARATION = metadata_declaration(
+    "tiny-figshare", CLASSES,
+    description="24 patients of three classes, 2 or 3 slices each, with a fold column and masks",
+    protocols=[protocol_table("patient-wise", fold_column="fold",
+                              description="the fold column: each patient in one fold"),
+               protocol_table("record-wise", folds=3, groups="none", seed=0, description="slices drawn at random")],
+    extra=f'''[[published]]
 source = "{PUBLISHED["source"]}"
 method = "{PUBLISHED["method"]}"
 protocol = "{PUBLISHED["protocol"]}"
 accuracy = {PUBLISHED["accuracy"]}
 note = "{PUBLISHED["note"]}"
-'''
+''')
 
 SUITE = '''
 description = "two entries under two k-fold protocols"

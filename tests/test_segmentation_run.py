@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from declaration_text import metadata_declaration, protocol_table
 from PIL import Image
 
 from bench.cli import main
@@ -24,25 +25,11 @@ PATIENTS_PER_CLASS = 4
 SLICES_PER_PATIENT = 3
 SIZE = 48  # written size; the suite trains at 32 px (the U-Nets need a multiple of 16)
 
-DECLARATION = '''
-name = "tiny-masks"
-description = "12 patients of three classes, 3 slices each, a disc of tumour per slice and its mask"
-[labels]
-classes = ["glioma", "meningioma", "pituitary"]
-[images]
-from = "metadata"
-table = "metadata.csv"
-path_column = "image"
-label_column = "class"
-group_column = "pid"
-mask_column = "mask"
-fold_column = "fold"
-[[protocol]]
-name = "patient-wise"
-kind = "kfold"
-fold_column = "fold"
-description = "the fold column: each patient in one fold"
-'''
+DECLARATION = metadata_declaration(
+    "tiny-masks", CLASSES,
+    description="12 patients of three classes, 3 slices each, a disc of tumour per slice and its mask",
+    protocols=[protocol_table("patient-wise", fold_column="fold",
+                              description="the fold column: each patient in one fold")])
 
 SUITE = '''
 description = "two U-Nets, two patient-wise folds, 2 epochs at 32 px"

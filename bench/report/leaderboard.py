@@ -63,11 +63,7 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager",
     rows = views[ranking_protocol["name"]]  # the ranking protocol's rows, or its cross-validation summaries
     every_row = ranked(results["rows"], rank_key(results))
     classes, no_tumor = class_names(results), no_tumor_class(results)
-    suite = results.get("suite") or {}
-    parts = [f"# {suite.get('name', 'unknown suite')} on {results.get('machine_tag', 'unknown machine')}"]
-    if suite.get("description"):
-        parts.append(str(suite["description"]))
-    parts.append(header_paragraph(results, every_row))
+    parts = title_lines(results) + [header_paragraph(results, every_row)]
     parts += ["## Where these numbers come from", provenance_markdown(results),
               f"## Ranking ({_ranking_title(results, ranking_protocol)})", _table(*_main_table(results, rows)),
               "### How to read this",
@@ -90,6 +86,13 @@ def leaderboard_markdown(results: dict, out_dir: Path, plot_mode: str = "eager",
     parts += _tradeoff_section(rows, plot_mode)
     parts += _entry_links(every_row, out_dir)
     return "\n\n".join(parts) + "\n"
+
+
+def title_lines(results: dict) -> list[str]:
+    """A leaderboard's first lines, of either task: "# <suite> on <machine>" and the suite's description."""
+    suite = results.get("suite") or {}
+    title = f"# {suite.get('name', 'unknown suite')} on {results.get('machine_tag', 'unknown machine')}"
+    return [title] + ([str(suite["description"])] if suite.get("description") else [])
 
 
 def _ranking_title(results: dict, protocol: dict) -> str:

@@ -18,6 +18,7 @@ from tabulate import tabulate
 from bench.io import write_text_atomically
 from bench.mode_notes import note_reason, note_status
 from bench.report.fmt import NA, cell, missing, num, pct, pct_interval, sig
+from bench.report.leaderboard import title_lines
 from bench.report.protocols import protocol_title
 from bench.report.provenance import provenance_markdown
 from bench.segmentation.evaluate import COUNTS_FILE, read_counts
@@ -79,14 +80,10 @@ def pooled_folds(rows: list[dict], out_dir: Path, class_names: list[str]) -> lis
 
 
 def leaderboard_markdown(results: dict, out_dir: Path) -> str:
-    suite = results.get("suite") or {}
     protocol = results["protocols"][0]
     rows = ranked_rows(results, out_dir)
     classes = results["class_names"]
-    parts = [f"# {suite.get('name', 'segmentation')} on {results.get('machine_tag', 'unknown machine')}"]
-    if suite.get("description"):
-        parts.append(str(suite["description"]))
-    parts.append(_header(results, protocol))
+    parts = title_lines(results) + [_header(results, protocol)]
     parts += ["## Where these numbers come from", provenance_markdown(results),
               f"## Ranking ({protocol_title(protocol)})", _table(*main_table(rows, classes)),
               "### How to read this", HOW_TO_READ]
